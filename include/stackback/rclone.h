@@ -1,0 +1,54 @@
+/**
+ * @file rclone.h
+ * The rclone adapter for Stage 2 (sync + check) and Stage 3 (copy back).
+ * Progress comes from rclone's JSON log stats lines.
+ */
+#ifndef STACKBACK_RCLONE_H
+#define STACKBACK_RCLONE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "stackback/config.h"
+
+struct sb_rclone_progress {
+	uint64_t bytes_done, bytes_total;
+	uint64_t files_done, files_total;
+	double percent;
+	double eta_s;   /**< -1 unknown */
+	double speed;   /**< bytes/s */
+};
+/** Parses one `--use-json-log` line; 1 if it carried stats, 0 if not, -1 malformed. */
+int sb_rclone_parse_stats_line(const char *line, size_t len, struct sb_rclone_progress *p);
+
+typedef void (*sb_rclone_progress_fn)(void *userdata, const struct sb_rclone_progress *p);
+
+struct sb_rclone_result {
+	uint64_t bytes;
+	uint64_t files;
+	double duration_s;
+};
+
+/** "REMOTE:PATH" for the configured remote (caller frees). */
+char *sb_rclone_remote_spec(const struct sb_config *cfg);
+
+/** rclone sync src dst with TRANSFERS/RETRIES/BANDWIDTH/RCLONE_CONFIG. */
+int sb_rclone_sync(const struct sb_config *cfg, const char *src, const char *dst, bool dry_run,
+		   const atomic_bool *cancel, sb_rclone_progress_fn fn, void *userdata,
+		   struct sb_rclone_result *res, char **err);
+
+struct sb_rclone_check {
+	bool by_hash;          /**< false = sizes only */
+	uint64_t differences;
+	uint64_t missing_on_dst, missing_on_src;
+	uint64_t matched;
+};
+/** rclone check src dst; returns 0 if identical, 1 if they differ (counts filled), -1 on error. */
+int sb_rclone_check(const struct sb_config *cfg, const char *src, const char *dst,
+		    const atomic_bool *cancel, struct sb_rclone_check *chk, char **err);
+
+/** rclone lsd on the remote with REMOTE_TIMEOUT; 0 if reachable. */
+int sb_rclone_reachable(const struct sb_config *cfg, char **err);
+
+#endif
