@@ -37,7 +37,7 @@ meson test -C build-test --print-errorlogs --num-processes 2 $suite_args || stat
 run_build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 # shellcheck disable=SC2086
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite sanitize $suite_args || status=1
+	meson test -C build-asan --print-errorlogs --num-processes 2 $suite_args || status=1
 
 python3 "$top/scripts/test-summary.py" build-test/meson-logs/testlog.json build-asan/meson-logs/testlog.json
 exit $status
