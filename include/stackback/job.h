@@ -57,6 +57,15 @@ struct sb_job_request {
 	bool read_data;         /**< check: --read-data */
 };
 void sb_job_request_free(struct sb_job_request *r);
+/**
+ * Parses a trigger payload (SPEC §7 "Triggers"): whitespace-separated
+ * words, e.g. "1", "all", "web db dry-run", "force", "read-data". Stack
+ * names are checked against the name rule only (existence is checked
+ * when the job runs). Returns 0, or -1 with *err (caller frees) and req
+ * untouched.
+ */
+int sb_job_request_parse(enum sb_job_kind kind, const char *payload, size_t len,
+			 struct sb_job_request *req, char **err);
 /** Renders the request as the words a trigger would take, e.g. "web db dry-run" (caller frees). */
 char *sb_job_request_describe(const struct sb_job_request *r);
 

@@ -91,11 +91,30 @@ int sb_restic_snapshots(const struct sb_restic *r, const char *tag, struct sb_sn
 			char **err);
 void sb_snapshot_list_free(struct sb_snapshot_list *l);
 
+/**
+ * The snapshot's directory name in snapshots/NAME/: its UTC time and
+ * short id, "YYYY-MM-DDTHH:MM:SS_1a2b3c4d" (into buf, >= 32 bytes).
+ */
+void sb_snapshot_dirname(const struct sb_snapshot *s, char *buf, size_t size);
+/**
+ * Finds a stack's snapshot by reference (SPEC §7): "latest", a short or
+ * full id (unique prefix), or a snapshots/NAME/ directory name. Only
+ * snapshots whose stack is `stack` are considered (all if NULL).
+ * Returns a pointer into l, or NULL with *err (caller frees).
+ */
+const struct sb_snapshot *sb_snapshot_resolve(const struct sb_snapshot_list *l, const char *stack,
+					      const char *ref, char **err);
+
 /** `restic forget --tag TAG --keep-* --prune` (dry_run adds --dry-run). */
 int sb_restic_forget(const struct sb_restic *r, const struct sb_config *cfg, const char *tag,
 		     bool dry_run, char **err);
 /** `restic check` (read_data adds --read-data). */
 int sb_restic_check(const struct sb_restic *r, bool read_data, char **err);
+/**
+ * `restic restore SNAP --target DIR`: the whole snapshot, with owners and
+ * modes, under DIR (at DIR + the snapshot's original absolute path).
+ */
+int sb_restic_restore(const struct sb_restic *r, const char *snapshot, const char *target, char **err);
 /** Counts entries of `restic ls --json SNAP`: files and all nodes. */
 int sb_restic_ls_count(const struct sb_restic *r, const char *snapshot, uint64_t *files,
 		       uint64_t *nodes, char **err);
