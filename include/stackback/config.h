@@ -13,6 +13,8 @@
 
 #include "stackback/util.h"
 
+struct json_object;
+
 enum sb_stop_mode {
 	SB_STOP_MODE_STOP, /**< docker compose stop / start */
 	SB_STOP_MODE_DOWN, /**< docker compose down / up -d */
@@ -127,6 +129,19 @@ void sb_config_free(struct sb_config *cfg);
  */
 char *sb_config_show(const struct sb_config *cfg);
 
+/**
+ * The same values as a JSON object (numbers, booleans, arrays; null when
+ * unset; secrets "***"). The caller owns the reference (json_object_put).
+ */
+struct json_object *sb_config_show_json(const struct sb_config *cfg);
+
+/**
+ * The reference of every key as a Markdown table (section, aliases,
+ * default, meaning), followed by the ignored legacy keys: what
+ * docs/configuration.md embeds and `config keys` prints (caller frees).
+ */
+char *sb_config_reference(void);
+
 /** The commented template `config init` writes (static storage). */
 const char *sb_config_template(void);
 
@@ -137,6 +152,15 @@ const char *sb_config_template(void);
  * -1 with *err set (caller frees). Never logs the password.
  */
 int sb_config_password(const struct sb_config *cfg, char **password, char **err);
+
+/**
+ * Splits a command line from the config (PASSWORD_COMMAND, NOTIFY_COMMAND,
+ * COMPOSE_CMD) into argv words without a shell: blanks separate words,
+ * '...' and "..." quote literally (no escapes, no expansion). Returns 0
+ * and fills argv (caller frees with sb_strv_free), or -1 with *err
+ * (caller frees) for an unterminated quote or an empty command.
+ */
+int sb_split_command(const char *cmd, struct sb_strv *argv, char **err);
 
 const char *sb_verify_depth_name(enum sb_verify_depth d);
 const char *sb_stop_mode_name(enum sb_stop_mode m);
