@@ -32,6 +32,8 @@ struct cli_cmd {
 	int (*exec)(struct cli_ctx *ctx, int argc, char **argv);
 };
 
+extern const struct cli_cmd cmd_config;
+
 /* Prints "stackback: error: ..." to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints the command's usage to stderr and returns CLI_EXIT_USAGE. */

@@ -15,6 +15,7 @@
 
 /* The command table: drives dispatch, help and shell completion. */
 static const struct cli_cmd *const commands[] = {
+	&cmd_config,
 	NULL,
 };
 
