@@ -33,6 +33,7 @@ struct cli_cmd {
 };
 
 extern const struct cli_cmd cmd_config;
+extern const struct cli_cmd cmd_list, cmd_enable, cmd_disable, cmd_discover;
 
 /* Prints "stackback: error: ..." to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -16,6 +16,10 @@
 /* The command table: drives dispatch, help and shell completion. */
 static const struct cli_cmd *const commands[] = {
 	&cmd_config,
+	&cmd_list,
+	&cmd_enable,
+	&cmd_disable,
+	&cmd_discover,
 	NULL,
 };
 
