@@ -72,7 +72,8 @@ bool sb_mountinfo_has_stackbackfs(const char *text, size_t len, const char *moun
 		size_t sep = 6;
 		while (sep < n && strcmp(f[sep], "-") != 0)
 			sep++;
-		if (sep + 1 >= n)
+		/* After "-": type, source and superblock options. */
+		if (sep + 3 >= n)
 			continue;
 		if (strcmp(sb_mountinfo_unescape(f[4]), mountpoint) != 0)
 			continue;
@@ -622,6 +623,10 @@ static struct json_object *parse_json(const char *text, size_t len)
 	struct json_tokener *tok = json_tokener_new();
 	struct json_object *root = json_tokener_parse_ex(tok, text, (int)len);
 	bool complete = json_tokener_get_error(tok) == json_tokener_success;
+	/* One document and nothing after it but whitespace. */
+	for (size_t i = complete ? json_tokener_get_parse_end(tok) : len; i < len; i++)
+		if (!memchr(" \t\r\n", text[i], 4))
+			complete = false;
 	json_tokener_free(tok);
 	if (!complete) {
 		json_object_put(root);
