@@ -687,7 +687,7 @@ struct loader {
 	struct origin source_dir_origin;
 	struct loose_file *loose;      /* config files open to group/others */
 	size_t n_loose;
-	bool unreadable;               /* a file could not be read */
+	bool incomplete;               /* a file could not be read in full */
 	size_t file_errors;            /* errors in the file being parsed */
 };
 
@@ -908,6 +908,7 @@ static void parse_text(struct loader *L, const char *file, const char *base, con
 		if (L->file_errors >= CONFIG_ERRORS_MAX) {
 			diag(L, file, f.lineno, SB_DIAG_ERROR,
 			     "too many errors: the rest of the file is not checked");
+			L->incomplete = true;
 			return;
 		}
 		const char *start = data + pos;
@@ -960,18 +961,18 @@ static void load_file(struct loader *L, const char *path)
 	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		diag(L, path, 0, SB_DIAG_ERROR, "cannot open config file: %s", strerror(errno));
-		L->unreadable = true;
+		L->incomplete = true;
 		return;
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		diag(L, path, 0, SB_DIAG_ERROR, "cannot stat config file: %s", strerror(errno));
-		L->unreadable = true;
+		L->incomplete = true;
 		return;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		diag(L, path, 0, SB_DIAG_ERROR, "not a regular file");
-		L->unreadable = true;
+		L->incomplete = true;
 		return;
 	}
 	cleanup_free char *data = NULL;
@@ -980,12 +981,12 @@ static void load_file(struct loader *L, const char *path)
 	if (rc == -EFBIG) {
 		diag(L, path, 0, SB_DIAG_ERROR, "config file is larger than %u MiB",
 		     CONFIG_FILE_MAX >> 20);
-		L->unreadable = true;
+		L->incomplete = true;
 		return;
 	}
 	if (rc < 0) {
 		diag(L, path, 0, SB_DIAG_ERROR, "cannot read config file: %s", strerror(-rc));
-		L->unreadable = true;
+		L->incomplete = true;
 		return;
 	}
 	sb_strv_push(&L->cfg->files, path);
@@ -1127,7 +1128,7 @@ static void validate(struct loader *L)
 	}
 
 	/* A file that could not be read explains the missing keys already. */
-	if (L->unreadable)
+	if (L->incomplete)
 		return;
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const struct key_def *k = &keys[i];
