@@ -19,8 +19,8 @@
 extern char **environ;
 
 /*
- * After SIGTERM to the group, how long the children get to exit cleanly
- * before SIGKILL. restic removes its lock file on SIGTERM and docker
+ * After SIGTERM (or opts->term_signal) to the group, how long the
+ * children get to exit cleanly before SIGKILL. restic removes its lock file on SIGTERM and docker
  * compose forwards it to its API calls; both need well under 5 s.
  */
 #define SB_KILL_GRACE_S 5.0
@@ -562,7 +562,7 @@ int sb_run(const struct sb_run_opts *opts, struct sb_run_result *result)
 			else if (deadline > 0 && now >= deadline && !exited)
 				forced = SB_RUN_TIMED_OUT;
 			if (forced != SB_RUN_EXITED || (exited && now - exited_at >= SB_PIPE_LINGER_S)) {
-				signal_group(pid, SIGTERM);
+				signal_group(pid, opts->term_signal ? opts->term_signal : SIGTERM);
 				kstage = KILL_TERM_SENT;
 				kill_at = now;
 			}

@@ -38,6 +38,11 @@ struct sb_run_opts {
 	const atomic_bool *cancel;
 	/** Called once the child exists (e.g. to record its pid). */
 	void (*on_spawn)(void *userdata, pid_t pid);
+	/**
+	 * First signal of the kill sequence on timeout or cancel; 0 = SIGTERM.
+	 * restic needs SIGINT: only then does it remove its repository lock.
+	 */
+	int term_signal;
 };
 
 enum sb_run_outcome {

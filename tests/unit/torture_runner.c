@@ -329,6 +329,29 @@ static void test_timeout_sigkill_after_grace(void **state)
 	lines_free(&l);
 }
 
+static void test_timeout_term_signal(void **state)
+{
+	(void)state;
+	/* restic's case: SIGINT lets the child clean up (its lock) before it goes. */
+	struct lines l = {0};
+	const char *argv[] = {"sh", "-c", "trap 'echo got-int; exit 0' INT; sleep 300 >/dev/null 2>&1 & wait", NULL};
+	struct sb_run_opts o = {
+		.argv = argv,
+		.timeout_s = 0.3,
+		.term_signal = SIGINT,
+		.on_line = collect,
+		.userdata = &l,
+	};
+	struct sb_run_result res;
+	assert_int_equal(sb_run(&o, &res), 1);
+	assert_int_equal(res.outcome, SB_RUN_TIMED_OUT);
+	assert_true(res.duration_s < 2.0);
+	assert_int_equal(l.v[SB_STREAM_STDOUT].n, 1);
+	assert_string_equal(l.v[SB_STREAM_STDOUT].v[0], "got-int");
+	sb_run_result_free(&res);
+	lines_free(&l);
+}
+
 static void test_leftover_grandchild_holding_pipes(void **state)
 {
 	(void)state;
@@ -584,6 +607,7 @@ int main(void)
 		cmocka_unit_test(test_cwd),
 		cmocka_unit_test(test_timeout_kills_group),
 		cmocka_unit_test(test_timeout_sigkill_after_grace),
+		cmocka_unit_test(test_timeout_term_signal),
 		cmocka_unit_test(test_leftover_grandchild_holding_pipes),
 		cmocka_unit_test(test_background_child_without_pipes_is_left_alone),
 		cmocka_unit_test(test_cancel),
