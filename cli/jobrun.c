@@ -139,11 +139,10 @@ static int print_daemon_report(const char *mp, int id, bool json)
 	return 0;
 }
 
-static int run_through_daemon(struct cli_ctx *ctx, struct sb_job_request *req,
-			      const struct cli_jobrun_opts *o)
+static int run_through_daemon(struct cli_ctx *ctx, const struct sb_job_request *req,
+			      const char *payload, const struct cli_jobrun_opts *o)
 {
 	const char *mp = ctx->cfg.mountpoint;
-	cleanup_free char *payload = sb_job_request_describe(req);
 	cleanup_free char *err = NULL;
 	int id;
 	if (sb_client_trigger(mp, req->kind, payload, &id, &err) < 0) {
@@ -285,11 +284,13 @@ int cli_run_job(struct cli_ctx *ctx, struct sb_job_request *req, const struct cl
 {
 	bool mounted;
 	int rc;
+	cleanup_free char *payload = sb_client_trigger_payload(req);
 	if (cli_check_mount(ctx, &mounted) < 0)
 		rc = CLI_EXIT_FAILURE;
-	else if (mounted && sb_client_has_trigger(ctx->cfg.mountpoint, req->kind))
-		rc = run_through_daemon(ctx, req, o);
+	else if (mounted && payload && sb_client_has_trigger(ctx->cfg.mountpoint, req->kind))
+		rc = run_through_daemon(ctx, req, payload, o);
 	else
+		/* No trigger carries this request: the job lock still keeps it apart from the daemon's. */
 		rc = run_in_process(ctx, req, o);
 	sb_job_request_free(req);
 	return rc;

@@ -346,6 +346,24 @@ int sb_client_parse_trigger_reply(const char *text, size_t len, int *id, enum sb
 	return 0;
 }
 
+char *sb_client_trigger_payload(const struct sb_job_request *r)
+{
+	if (r->target || r->snapshot || r->kind == SB_JOB_RESTORE_STACK)
+		return NULL;
+	struct sb_buf b = {0};
+	for (size_t i = 0; i < r->stacks.n; i++)
+		sb_buf_printf(&b, "%s%s", i ? " " : "", r->stacks.v[i]);
+	if (r->stacks.n == 0)
+		sb_buf_puts(&b, "1");
+	if (r->force)
+		sb_buf_puts(&b, " force");
+	if (r->read_data)
+		sb_buf_puts(&b, " read-data");
+	if (r->dry_run)
+		sb_buf_puts(&b, " dry-run");
+	return sb_buf_steal(&b);
+}
+
 bool sb_client_has_trigger(const char *mountpoint, enum sb_job_kind kind)
 {
 	cleanup_free char *path = xasprintf("%s/trigger/%s", mountpoint, sb_job_kind_name(kind));

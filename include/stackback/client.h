@@ -64,6 +64,15 @@ int sb_client_parse_progress(const char *text, size_t len, struct sb_job_progres
 int sb_client_parse_trigger_reply(const char *text, size_t len, int *id, enum sb_job_state *state);
 
 /**
+ * The trigger payload for a request (SPEC §7 "Triggers"): the stack
+ * names or "1", then "force", "read-data" and "dry-run" as set, so that
+ * sb_job_request_parse() gives the request back. NULL when a trigger
+ * cannot carry it: a restore target (--to), or a restore-stack job.
+ * Caller frees.
+ */
+char *sb_client_trigger_payload(const struct sb_job_request *r);
+
+/**
  * Writes payload to MOUNTPOINT/trigger/KIND and learns the job's id by
  * reading "job ID queued" back on the same open file. A refusal
  * (EINVAL) comes back with the daemon's reason in *err; a full queue

@@ -325,6 +325,56 @@ static void test_trigger_reply(void **state)
 	assert_int_equal(sb_client_parse_trigger_reply(nul, sizeof(nul) - 1, &id, &st), -1);
 }
 
+static void round_trip(struct sb_job_request *r)
+{
+	cleanup_free char *payload = sb_client_trigger_payload(r);
+	assert_non_null(payload);
+	struct sb_job_request back = {0};
+	char *err = NULL;
+	if (sb_job_request_parse(r->kind, payload, strlen(payload), &back, &err) < 0)
+		fail_msg("'%s' not accepted: %s", payload, err);
+	assert_int_equal(back.kind, r->kind);
+	assert_int_equal(back.stacks.n, r->stacks.n);
+	for (size_t i = 0; i < r->stacks.n; i++)
+		assert_string_equal(back.stacks.v[i], r->stacks.v[i]);
+	assert_int_equal(back.dry_run, r->dry_run);
+	assert_int_equal(back.force, r->force);
+	assert_int_equal(back.read_data, r->read_data);
+	sb_job_request_free(&back);
+	sb_job_request_free(r);
+}
+
+static void test_trigger_payload(void **state)
+{
+	(void)state;
+	struct sb_job_request r = {.kind = SB_JOB_BACKUP};
+	round_trip(&r);
+	r = (struct sb_job_request){.kind = SB_JOB_BACKUP, .dry_run = true};
+	sb_strv_push(&r.stacks, "web");
+	sb_strv_push(&r.stacks, "db.2");
+	round_trip(&r);
+	r = (struct sb_job_request){.kind = SB_JOB_SYNC};
+	round_trip(&r);
+	r = (struct sb_job_request){.kind = SB_JOB_SYNC, .dry_run = true};
+	round_trip(&r);
+	r = (struct sb_job_request){.kind = SB_JOB_RESTORE, .force = true, .dry_run = true};
+	round_trip(&r);
+	r = (struct sb_job_request){.kind = SB_JOB_CHECK, .read_data = true};
+	round_trip(&r);
+	r = (struct sb_job_request){.kind = SB_JOB_FORGET};
+	sb_strv_push(&r.stacks, "web");
+	round_trip(&r);
+
+	/* What no trigger can carry runs in process instead. */
+	r = (struct sb_job_request){.kind = SB_JOB_RESTORE, .target = xstrdup("/tmp/x")};
+	assert_null(sb_client_trigger_payload(&r));
+	sb_job_request_free(&r);
+	r = (struct sb_job_request){.kind = SB_JOB_RESTORE_STACK, .snapshot = xstrdup("latest")};
+	sb_strv_push(&r.stacks, "web");
+	assert_null(sb_client_trigger_payload(&r));
+	sb_job_request_free(&r);
+}
+
 static void test_status_parse(void **state)
 {
 	(void)state;
@@ -468,6 +518,7 @@ int main(void)
 		cmocka_unit_test(test_progress_round_trip),
 		cmocka_unit_test(test_progress_garbage),
 		cmocka_unit_test(test_trigger_reply),
+		cmocka_unit_test(test_trigger_payload),
 		cmocka_unit_test(test_status_parse),
 		cmocka_unit_test(test_job_from_report_round_trip),
 		cmocka_unit_test(test_job_from_report_garbage),
