@@ -157,15 +157,15 @@ static const struct key_def keys[] = {
 	 .offset = OFF(state_dir), .def = "/var/lib/stackback",
 	 .doc = "job history, lock, journal and log file"},
 	{.name = "DIRLIST", .section = "stackback", .type = KEY_PATH, .offset = OFF(dirlist),
-	 .def_doc = "$STATE_DIR/dirlist", .doc = "the selection file (NAME=true|false per stack)"},
+	 .def_doc = "`$STATE_DIR/dirlist`", .doc = "the selection file (NAME=true|false per stack)"},
 	{.name = "MOUNTPOINT", .section = "stackback", .type = KEY_PATH,
 	 .offset = OFF(mountpoint), .def = "/mnt/stackback",
 	 .doc = "where stackbackfs mounts the control filesystem"},
 	{.name = "RESTORE_DIR", .aliases = {"RCLONE_RESTORE_DIR"}, .section = "stackback",
-	 .type = KEY_PATH, .offset = OFF(restore_dir), .def_doc = "$STATE_DIR/restored",
+	 .type = KEY_PATH, .offset = OFF(restore_dir), .def_doc = "`$STATE_DIR/restored`",
 	 .doc = "where Stage 3 restores the repository from the cloud"},
 	{.name = "COMPOSE_CMD", .section = "stackback", .type = KEY_COMMAND,
-	 .offset = OFF(compose_cmd), .def_doc = "docker compose, else docker-compose",
+	 .offset = OFF(compose_cmd), .def_doc = "`docker compose`, else `docker-compose`",
 	 .doc = "the compose command (split into words)"},
 	{.name = "STOP_MODE", .section = "stackback", .type = KEY_ENUM, .offset = OFF(stop_mode),
 	 .def = "stop", .choices = stop_mode_names,
@@ -1239,6 +1239,17 @@ struct json_object *sb_config_show_json(const struct sb_config *cfg)
 	return obj;
 }
 
+/* Table cells cannot hold a bare '|'. */
+static void md_cell(struct sb_buf *b, const char *text)
+{
+	for (const char *p = text; *p; p++) {
+		if (*p == '|')
+			sb_buf_puts(b, "\\|");
+		else
+			sb_buf_append(b, p, 1);
+	}
+}
+
 char *sb_config_reference(void)
 {
 	struct sb_buf b = {0};
@@ -1255,8 +1266,11 @@ char *sb_config_reference(void)
 		else if (k->def)
 			sb_buf_printf(&b, "`%s`", k->def);
 		else if (k->def_doc)
-			sb_buf_puts(&b, k->def_doc);
-		sb_buf_printf(&b, " | %s", k->doc);
+			md_cell(&b, k->def_doc);
+		else
+			sb_buf_puts(&b, "unset");
+		sb_buf_puts(&b, " | ");
+		md_cell(&b, k->doc);
 		if (k->env)
 			sb_buf_printf(&b, " (environment: `%s`)", k->env);
 		sb_buf_puts(&b, " |\n");
