@@ -35,24 +35,26 @@ void cli_format_eta(double seconds, char *buf, size_t size)
 		snprintf(buf, size, "%lum%02lus", s / 60, s % 60);
 }
 
-/* "[2/3] web  backup" */
-static void format_step(const struct sb_job_progress *p, struct sb_buf *b)
+/* "[2/3] web  backup" for the bar, "[2/3] web: backup" as a log line. */
+static void format_step(const struct sb_job_progress *p, const char *sep, struct sb_buf *b)
 {
 	if (p->stack_index > 0 && p->stack_count > 0)
 		sb_buf_printf(b, "[%d/%d] ", p->stack_index, p->stack_count);
 	if (p->stack[0])
-		sb_buf_printf(b, "%s  ", p->stack);
+		sb_buf_puts(b, p->stack);
 	if (p->phase[0])
-		sb_buf_printf(b, "%s  ", p->phase);
+		sb_buf_printf(b, "%s%s", p->stack[0] ? sep : "", p->phase);
 }
 
 void cli_progress_format(const struct sb_job_progress *p, char *buf, size_t size)
 {
 	struct sb_buf b = {0};
-	format_step(p, &b);
+	format_step(p, "  ", &b);
+	if (b.len)
+		sb_buf_puts(&b, "  ");
 	bool counting = p->percent > 0 || p->bytes_done > 0 || p->bytes_total > 0;
 	if (counting)
-		sb_buf_printf(&b, "%3.0f%% ", p->percent);
+		sb_buf_printf(&b, "%.0f%% ", p->percent);
 	if (p->bytes_total > 0) {
 		char done[32], total[32];
 		sb_format_bytes(p->bytes_done, done, sizeof(done));
@@ -122,9 +124,7 @@ void cli_progress_update(struct cli_progress *pg, enum sb_job_state state,
 		if (state != SB_JOB_RUNNING)
 			return;
 		struct sb_buf b = {0};
-		format_step(p, &b);
-		while (b.len > 0 && b.data[b.len - 1] == ' ')
-			b.data[--b.len] = '\0';
+		format_step(p, ": ", &b);
 		if (b.len && strcmp(b.data, pg->last_step) != 0) {
 			snprintf(pg->last_step, sizeof(pg->last_step), "%s", b.data);
 			fprintf(stderr, "stackback: %s\n", b.data);
