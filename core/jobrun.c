@@ -37,11 +37,10 @@ static void follow_log(void *userdata, const char *line)
 }
 
 static struct sb_job *run_through_daemon(const struct sb_config *cfg, struct sb_job_request *req,
-					 const struct sb_jobrun_opts *o,
+					 const char *payload, const struct sb_jobrun_opts *o,
 					 enum sb_jobrun_failure *why, char **err)
 {
 	const char *mp = cfg->mountpoint;
-	cleanup_free char *payload = sb_job_request_describe(req);
 	int id;
 	if (sb_client_trigger(mp, req->kind, payload, &id, err) < 0) {
 		*why = SB_JOBRUN_NOT_RUN;
@@ -189,14 +188,17 @@ struct sb_job *sb_jobrun(const struct sb_config *cfg, struct sb_job_request *req
 	*err = NULL;
 	struct sb_job *job = NULL;
 	cleanup_free char *merr = NULL;
+	cleanup_free char *payload = NULL;
 	enum sb_mount_state ms = sb_mount_state(cfg->mountpoint, &merr);
 	if (ms == SB_MOUNT_STALE) {
 		*why = SB_JOBRUN_NOT_RUN;
 		*err = merr;
 		merr = NULL;
-	} else if (ms == SB_MOUNT_MOUNTED && sb_client_has_trigger(cfg->mountpoint, req->kind)) {
-		job = run_through_daemon(cfg, req, o, why, err);
+	} else if (ms == SB_MOUNT_MOUNTED && sb_client_has_trigger(cfg->mountpoint, req->kind) &&
+		   (payload = sb_client_trigger_payload(req))) {
+		job = run_through_daemon(cfg, req, payload, o, why, err);
 	} else {
+		/* No trigger carries it (e.g. restore --to): the job lock keeps it apart from the daemon's jobs. */
 		job = run_in_process(cfg, req, o, why, err);
 	}
 	sb_job_request_free(req);
