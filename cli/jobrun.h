@@ -1,7 +1,7 @@
 /*
- * The one path every job command takes (SPEC §6, §7): through the daemon
- * when MOUNTPOINT is mounted, in-process under the job lock otherwise,
- * an error naming the fix when the mount is stale.
+ * The CLI side of every job command (SPEC §6, §7), over sb_jobrun():
+ * through the daemon when MOUNTPOINT is mounted, in process under the
+ * job lock otherwise, an error naming the fix when the mount is stale.
  */
 #ifndef STACKBACK_CLI_JOBRUN_H
 #define STACKBACK_CLI_JOBRUN_H

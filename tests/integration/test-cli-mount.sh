@@ -56,7 +56,7 @@ note "backup goes through the daemon and prints its report"
 run backup
 assert_eq "$RC" 0 "backup through the daemon: $ERR"
 assert_contains "$ERR" "queued in the daemon at $MNT"
-id=$(sed -n 's/.*job \([0-9]*\) (backup 1) queued.*/\1/p' <<<"$ERR")
+id=$(sed -n 's/.*job \([0-9]*\) (backup) queued.*/\1/p' <<<"$ERR")
 [ -n "$id" ] || fail "no job id in: $ERR"
 assert_contains "$OUT" "job $id backup: ok"
 assert_contains "$OUT" "$WEB"
