@@ -735,6 +735,7 @@ static void test_concurrent_writers(void **state)
 		assert_true(pids[w] >= 0);
 		if (pids[w] != 0)
 			continue;
+		free(orig);
 		int bad = 0;
 		for (int r = 0; r < ROUNDS; r++) {
 			char *name = xasprintf("w%d-s%d", w, r % STACKS_PER_WRITER);
