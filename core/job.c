@@ -482,6 +482,8 @@ typedef int (*kind_runner)(const struct sb_config *cfg, struct sb_job *job);
 
 static const kind_runner runners[] = {
 	[SB_JOB_BACKUP] = sb_job_run_backup,
+	[SB_JOB_SYNC] = sb_job_run_sync,
+	[SB_JOB_RESTORE] = sb_job_run_restore,
 	[SB_JOB_CHECK] = sb_job_run_check,
 	[SB_JOB_FORGET] = sb_job_run_forget,
 	[SB_JOB_RESTORE_STACK] = sb_job_run_restore_stack,
@@ -498,11 +500,7 @@ enum sb_job_state sb_job_execute(const struct sb_config *cfg, struct sb_job *job
 
 	cleanup_free char *words = sb_job_request_describe(&job->req);
 	sb_info("job %d: %s %s started", job->id, kind_names[job->req.kind], words);
-	int rc = -1;
-	if (runners[job->req.kind])
-		rc = runners[job->req.kind](cfg, job);
-	else
-		sb_job_fail(job, "%s jobs are not available in this build", kind_names[job->req.kind]);
+	int rc = runners[job->req.kind](cfg, job);
 
 	bool cancelled = atomic_load(&job->cancel);
 	pthread_mutex_lock(&job->mu);
