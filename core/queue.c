@@ -270,8 +270,20 @@ static void record_trigger(struct sb_queue *q, enum sb_job_kind kind, int job_id
 	pthread_mutex_unlock(&q->mu);
 }
 
+/* Every stack a request names must exist: a typo is refused now, not found failing later. */
+static int check_known(const struct sb_job_request *req, const struct sb_selection *known, char **err)
+{
+	for (size_t i = 0; known && i < req->stacks.n; i++) {
+		if (!sb_selection_find(known, req->stacks.v[i])) {
+			*err = xasprintf("no stack named '%s' (see stacks/)", req->stacks.v[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int sb_queue_trigger(struct sb_queue *q, enum sb_job_kind kind, const char *payload, size_t len,
-		     int *job_id, char **err)
+		     const struct sb_selection *known, int *job_id, char **err)
 {
 	const char *name = sb_job_kind_name(kind);
 	struct sb_job_request req = {0};
@@ -281,6 +293,9 @@ int sb_queue_trigger(struct sb_queue *q, enum sb_job_kind kind, const char *payl
 				 SB_TRIGGER_MAX);
 		rc = -EINVAL;
 	} else if (sb_job_request_parse(kind, payload, len, &req, err) < 0) {
+		rc = -EINVAL;
+	} else if (check_known(&req, known, err) < 0) {
+		sb_job_request_free(&req);
 		rc = -EINVAL;
 	} else {
 		cleanup_free char *words = sb_job_request_describe(&req);

@@ -251,7 +251,7 @@ static int queue_trigger(struct sbfs_ctx *c, enum sb_job_kind kind, const char *
 {
 	int id = 0;
 	cleanup_free char *err = NULL;
-	int rc = sb_queue_trigger(c->fs->queue, kind, data, len, &id, &err);
+	int rc = sb_queue_trigger(c->fs->queue, kind, data, len, sbfs_ctx_sel(c), &id, &err);
 	if (rc < 0)
 		sb_buf_printf(reply, "error: %s\n", err);
 	else

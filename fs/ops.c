@@ -177,8 +177,7 @@ static int sbfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off
 		 * size needs a rendering. Offsets are real and non-zero, which
 		 * libfuse needs to keep the attributes.
 		 */
-		enum fuse_fill_dir_flags plus = S_ISDIR(l->v[i].mode) && strcmp(l->v[i].name, "..") != 0
-			? FUSE_FILL_DIR_PLUS : 0;
+		enum fuse_fill_dir_flags plus = S_ISDIR(l->v[i].mode) && i >= 2 ? FUSE_FILL_DIR_PLUS : 0;
 		if (filler(buf, l->v[i].name, &st, (off_t)(i + 1), plus))
 			break;
 	}

@@ -27,6 +27,7 @@
 
 #include "stackback/config.h"
 #include "stackback/job.h"
+#include "stackback/stacks.h"
 #include "stackback/status.h"
 
 /** How many jobs may wait behind the running one. */
@@ -79,15 +80,16 @@ int sb_queue_submit(struct sb_queue *q, struct sb_job_request *req, int *job_id,
 
 /**
  * A trigger write: parses payload (len bytes, any bytes) for a job of
- * the given kind (sb_job_request_parse()), queues it, and records the
+ * the given kind (sb_job_request_parse()), checks that every stack it
+ * names is in known (when known is not NULL), queues it, and records the
  * outcome for sb_queue_trigger_result(). A payload that is not
- * understood (NUL bytes, longer than SB_TRIGGER_MAX, bad words) gives
- * -EINVAL and nothing is queued; the reason is logged and kept for the
- * read-back. Other returns as sb_queue_submit(). *err is always set on
- * failure (caller frees).
+ * understood (NUL bytes, longer than SB_TRIGGER_MAX, bad words, names of
+ * no known stack) gives -EINVAL and nothing is queued; the reason is
+ * logged and kept for the read-back. Other returns as sb_queue_submit().
+ * *err is always set on failure (caller frees).
  */
 int sb_queue_trigger(struct sb_queue *q, enum sb_job_kind kind, const char *payload, size_t len,
-		     int *job_id, char **err);
+		     const struct sb_selection *known, int *job_id, char **err);
 
 /**
  * The read-back of a trigger file opened afresh: "job ID STATE\n" for
