@@ -25,14 +25,15 @@ const struct cli_cmd cmd_config = {
 	.summary = "check, show or create the configuration",
 	.help = "  check            report every problem as FILE:LINE: warning|error: message;\n"
 		"                   exit 0 with warnings only, 1 on any error\n"
-		"  show [--json]    the effective value of every key (files, then environment,\n"
-		"                   then defaults); the password is shown as ***\n"
+		"  show [--json]    the effective value of every key, as the files, the\n"
+		"                   environment and the defaults make it; the password as ***\n"
 		"  init [PATH]      write the commented template, mode 0600, to PATH (default:\n"
 		"                   the -c file, $STACKBACK_CONFIG or " SB_DEFAULT_CONFIG ");\n"
 		"    --force        overwrite an existing file\n"
 		"  keys             the reference of every key (Markdown)\n\n"
 		"Several -c files are layered: later files override earlier ones, and\n"
-		"environment variables of the same names override them all.\n",
+		"environment variables of the same names override them all (HOSTNAME:\n"
+		"STACKBACK_HOSTNAME). Reference: docs/configuration.md.\n",
 	.needs_config = false,
 	.exec = cmd_config_exec,
 };
