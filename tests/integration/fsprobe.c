@@ -36,6 +36,13 @@ static void report(long rc, int err)
 		printf("ok %ld\n", rc);
 }
 
+/* Evaluates the call before errno (argument order is unspecified in C). */
+#define REPORT(call)                      \
+	do {                              \
+		long rc_ = (long)(call);  \
+		report(rc_, errno);       \
+	} while (0)
+
 static int open_or_die(const char *path, int flags)
 {
 	int fd = open(path, flags | O_CLOEXEC);
@@ -233,22 +240,22 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "open") == 0 && argc == 4) {
 		return cmd_open(path, argv[3]);
 	} else if (strcmp(cmd, "mkdir") == 0) {
-		report(mkdir(path, 0755), errno);
+		REPORT(mkdir(path, 0755));
 	} else if (strcmp(cmd, "rmdir") == 0) {
-		report(rmdir(path), errno);
+		REPORT(rmdir(path));
 	} else if (strcmp(cmd, "unlink") == 0) {
-		report(unlink(path), errno);
+		REPORT(unlink(path));
 	} else if (strcmp(cmd, "creat") == 0) {
 		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		report(fd < 0 ? -1 : 0, errno);
 		if (fd >= 0)
 			close(fd);
 	} else if (strcmp(cmd, "truncate") == 0) {
-		report(truncate(path, 0), errno);
+		REPORT(truncate(path, 0));
 	} else if (strcmp(cmd, "rename") == 0 && argc == 4) {
-		report(rename(path, argv[3]), errno);
+		REPORT(rename(path, argv[3]));
 	} else if (strcmp(cmd, "symlink") == 0 && argc == 4) {
-		report(symlink(path, argv[3]), errno);
+		REPORT(symlink(path, argv[3]));
 	} else if (strcmp(cmd, "size") == 0) {
 		return cmd_size(path);
 	} else if (strcmp(cmd, "poll") == 0 && argc == 4) {
