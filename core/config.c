@@ -824,20 +824,20 @@ static void parse_assignment(struct loader *L, struct file_ctx *f, char *p)
 		return;
 	}
 	if (!valid_key_name(key)) {
+		cleanup_free char *q = quote_text(key);
 		if (sb_str_has_prefix(key, "export") && is_blank(key[6]))
 			diag(L, f->file, f->lineno, SB_DIAG_ERROR,
 			     "'export' is not supported: write KEY=VALUE");
-		else {
-			cleanup_free char *q = quote_text(key);
+		else
 			diag(L, f->file, f->lineno, SB_DIAG_ERROR,
 			     "malformed line: '%s' is not a key name (letters, digits, '_')", q);
-		}
 		return;
 	}
 	const char *why = NULL;
 	char *value = parse_value(eq + 1, &why);
 	if (!value) {
-		diag(L, f->file, f->lineno, SB_DIAG_ERROR, "%s: %s", key, why);
+		cleanup_free char *q = quote_text(key);
+		diag(L, f->file, f->lineno, SB_DIAG_ERROR, "%s: %s", q, why);
 		return;
 	}
 	if (f->section == SECTION_UNKNOWN)
@@ -845,6 +845,7 @@ static void parse_assignment(struct loader *L, struct file_ctx *f, char *p)
 
 	const struct key_def *k = find_key(key);
 	if (!k) {
+		cleanup_free char *quoted = quote_text(key);
 		if (strcmp(key, "RCLONE_EXTRA_OPTIONS") == 0 && *value)
 			diag(L, f->file, f->lineno, SB_DIAG_WARNING,
 			     "RCLONE_EXTRA_OPTIONS is not supported and is ignored: give rclone "
@@ -855,7 +856,8 @@ static void parse_assignment(struct loader *L, struct file_ctx *f, char *p)
 			diag(L, f->file, f->lineno, SB_DIAG_WARNING,
 			     "unknown key %s (ignored; did you mean %s?)", key, case_twin(key));
 		else
-			diag(L, f->file, f->lineno, SB_DIAG_WARNING, "unknown key %s (ignored)", key);
+			diag(L, f->file, f->lineno, SB_DIAG_WARNING, "unknown key %s (ignored)",
+			     quoted);
 		return;
 	}
 	size_t idx = (size_t)(k - keys);
