@@ -653,6 +653,33 @@ void sb_run_result_free(struct sb_run_result *result)
 	result->err = NULL;
 }
 
+char *sb_run_printable(const char *s, size_t len)
+{
+	char *out = xmalloc(len + 1);
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == 0x1b) {
+			/* CSI "ESC [ params final" (colours, "clear line"), else ESC + one byte. */
+			if (i + 1 < len && s[i + 1] == '[') {
+				i += 2;
+				while (i < len && !((unsigned char)s[i] >= 0x40 && (unsigned char)s[i] <= 0x7e))
+					i++;
+			} else {
+				i++;
+			}
+			continue;
+		}
+		if (c == '\t')
+			c = ' ';
+		if (c < 0x20 || c == 0x7f)
+			continue;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return sb_strstrip(out);
+}
+
 /* The last non-empty line of text, as a pointer/length pair. */
 static const char *last_line(const char *text, size_t *len)
 {
@@ -702,7 +729,10 @@ char *sb_run_describe(const struct sb_run_result *result, double timeout_s)
 	}
 	size_t len = 0;
 	const char *line = last_line(result->err, &len);
-	if (line)
-		sb_buf_printf(&b, ": %.*s", (int)len, line);
+	if (line) {
+		cleanup_free char *clean = sb_run_printable(line, len);
+		if (*clean)
+			sb_buf_printf(&b, ": %s", clean);
+	}
 	return sb_buf_steal(&b);
 }

@@ -37,9 +37,10 @@ int sb_compose_detect(const struct sb_config *cfg, struct sb_compose *compose, c
 void sb_compose_free(struct sb_compose *compose);
 
 /**
- * Asks docker for the stack's state. *running_services gets the number
- * of running services (may be NULL). Returns the state; UNKNOWN with
- * *err set (caller frees) when docker fails.
+ * Asks docker for the stack's state: the services the compose file
+ * defines against those running. Returns the state; MISSING without
+ * asking docker when the compose file is gone; UNKNOWN with *err set
+ * (caller frees) when docker fails.
  */
 enum sb_stack_state sb_docker_state(const struct sb_config *cfg, const struct sb_compose *compose,
 				    const struct sb_stack *stack, char **err);

@@ -39,7 +39,7 @@ struct sb_backup_progress {
 };
 
 struct sb_backup_summary {
-	char *snapshot_id;       /**< full id (owned) */
+	char *snapshot_id;       /**< as restic printed it (owned): restic 0.14 gives the short id */
 	uint64_t files_new, files_changed, files_unmodified;
 	uint64_t dirs_new, dirs_changed;
 	uint64_t data_added;
@@ -49,7 +49,11 @@ struct sb_backup_summary {
 };
 void sb_backup_summary_free(struct sb_backup_summary *s);
 
-/** Parses one line of `restic backup --json`. 1 = status (p filled), 2 = summary (s filled), 0 = other, -1 = malformed. */
+/**
+ * Parses one line of `restic backup --json`. 1 = status (p filled), 2 =
+ * summary (s filled; s must start zeroed, an earlier summary in it is
+ * freed), 0 = other, -1 = malformed.
+ */
 int sb_restic_parse_backup_line(const char *line, size_t len, struct sb_backup_progress *p,
 				struct sb_backup_summary *s);
 

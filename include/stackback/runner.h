@@ -76,6 +76,13 @@ void sb_run_result_free(struct sb_run_result *result);
  */
 char *sb_run_describe(const struct sb_run_result *result, double timeout_s);
 
+/**
+ * Copies len bytes of a child's output as one printable line: terminal
+ * escape sequences and control characters dropped, whitespace trimmed
+ * (caller frees). For quoting stderr in messages.
+ */
+char *sb_run_printable(const char *s, size_t len);
+
 /** True if prog (no slash) is found in PATH and executable. */
 bool sb_program_exists(const char *prog);
 

@@ -8,8 +8,10 @@
  * and its stack (named sbadp<pid>...) is global to it. A missing tool or
  * engine fails loudly.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +25,7 @@
 #include <cmocka.h>
 
 #include "stackback/docker.h"
+#include "stackback/restic.h"
 #include "stackback/runner.h"
 #include "stackback/stacks.h"
 #include "stackback/util.h"
@@ -284,11 +287,363 @@ static void test_engine_ok(void **state)
 	free(old);
 }
 
+/* ---- restic ---- */
+
+static char password[64];
+
+static struct sb_config restic_cfg(void)
+{
+	return (struct sb_config){.restic_password = password, .backup_timeout = 600, .keep_daily = 1};
+}
+
+static char *repo_path(void)
+{
+	return xasprintf("%s/repo", tmpdir);
+}
+
+static char *make_source(void)
+{
+	char *src = xasprintf("%s/stacks/web", tmpdir);
+	char *sub = xasprintf("%s/data/sub", src);
+	assert_int_equal(sb_mkdir_p(sub, 0755), 0);
+	free(write_file(src, "docker-compose.yml", "services: {}\n"));
+	free(write_file(src, "data/a.txt", "alpha\n"));
+	free(write_file(src, "data/sub/b.txt", "beta\n"));
+	free(write_file(src, "data/sub/c.bin", "gamma\n"));
+	free(write_file(src, "data/scratch.tmp", "excluded\n"));
+	char *link = xasprintf("%s/data/link", src);
+	assert_int_equal(symlink("a.txt", link), 0);
+	free(link);
+	free(sub);
+	return src;
+}
+
+/* Reads a /proc file whole (NUL-separated contents kept). */
+static char *read_proc(pid_t pid, const char *what, size_t *len)
+{
+	char *path = xasprintf("/proc/%d/%s", (int)pid, what);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return NULL;
+	struct sb_buf b = {0};
+	char chunk[4096];
+	ssize_t n;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		sb_buf_append(&b, chunk, (size_t)n);
+	close(fd);
+	*len = b.len;
+	return sb_buf_steal(&b);
+}
+
+/* Our restic child, found through /proc (its parent is this process). */
+static pid_t find_restic_child(void)
+{
+	DIR *d = opendir("/proc");
+	assert_non_null(d);
+	pid_t found = 0;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		pid_t pid = atoi(de->d_name);
+		if (pid <= 0)
+			continue;
+		size_t len;
+		char *stat = read_proc(pid, "stat", &len);
+		if (!stat)
+			continue;
+		char comm[64];
+		int ppid = 0;
+		const char *rp = strrchr(stat, ')');
+		if (sscanf(stat, "%*d (%63[^)])", comm) == 1 && rp && sscanf(rp + 2, "%*c %d", &ppid) == 1 &&
+		    ppid == getpid() && strcmp(comm, "restic") == 0)
+			found = pid;
+		free(stat);
+	}
+	closedir(d);
+	return found;
+}
+
+struct progress_seen {
+	int calls;
+	bool checked_child;
+	double last_percent;
+};
+
+/* While restic runs: the password is in its environment and nowhere in its command line. */
+static void check_child(struct progress_seen *seen)
+{
+	if (seen->checked_child)
+		return;
+	pid_t pid = find_restic_child();
+	if (!pid)
+		return;
+	size_t len;
+	char *cmdline = read_proc(pid, "cmdline", &len);
+	char *environ_text = read_proc(pid, "environ", &len);
+	if (!cmdline || !environ_text)
+		fail_msg("cannot read /proc/%d", (int)pid);
+	size_t clen = 0;
+	for (char *p = cmdline; p < cmdline + len && *p; p += strlen(p) + 1)
+		clen = (size_t)(p - cmdline) + strlen(p) + 1;
+	assert_null(memmem(cmdline, clen ? clen : 1, password, strlen(password)));
+	char *want = xasprintf("RESTIC_PASSWORD=%s", password);
+	bool has_pw = false, has_file = false;
+	for (char *p = environ_text; p < environ_text + len; p += strlen(p) + 1) {
+		if (strcmp(p, want) == 0)
+			has_pw = true;
+		if (sb_str_has_prefix(p, "RESTIC_PASSWORD_FILE=") || sb_str_has_prefix(p, "RESTIC_REPOSITORY_FILE="))
+			has_file = true;
+	}
+	assert_true(has_pw);
+	assert_false(has_file);
+	free(want);
+	free(cmdline);
+	free(environ_text);
+	seen->checked_child = true;
+}
+
+static void on_progress(void *userdata, const struct sb_backup_progress *p)
+{
+	struct progress_seen *seen = userdata;
+	seen->calls++;
+	assert_true(p->percent >= 0 && p->percent <= 100);
+	seen->last_percent = p->percent;
+	check_child(seen);
+}
+
+static void test_restic_repository(void **state)
+{
+	(void)state;
+	struct sb_config cfg = restic_cfg();
+	char *repo = repo_path();
+	char *err = NULL;
+	struct sb_restic r;
+	assert_int_equal(sb_restic_open(&r, &cfg, repo, &err), 0);
+	assert_string_equal(r.password, password);
+
+	assert_false(sb_restic_repo_exists(&r));
+	bool created = false;
+	if (sb_restic_init(&r, &created, &err) < 0)
+		fail_msg("init: %s", err);
+	assert_true(created);
+	assert_true(sb_restic_repo_exists(&r));
+	assert_int_equal(sb_restic_init(&r, &created, &err), 0);
+	assert_false(created);
+
+	/* The user's shell may carry these; they must not reach restic. */
+	setenv("RESTIC_PASSWORD_FILE", "/nonexistent/pw", 1);
+	setenv("RESTIC_REPOSITORY_FILE", "/nonexistent/repo", 1);
+
+	char *src = make_source();
+	const char *tags[] = {"stackback", "web", NULL};
+	const char *excludes[] = {"*.tmp", NULL};
+	struct progress_seen seen = {0};
+	struct sb_restic_backup_opts bo = {
+		.path = src,
+		.tags = tags,
+		.hostname = "sbtest",
+		.excludes = excludes,
+		.on_progress = on_progress,
+		.userdata = &seen,
+	};
+	struct sb_backup_summary sum;
+	if (sb_restic_backup(&r, &bo, &sum, &err) < 0)
+		fail_msg("backup: %s", err);
+	assert_non_null(sum.snapshot_id);
+	assert_int_equal(sum.files_new, 4);
+	assert_int_equal(sum.files_changed, 0);
+	assert_int_equal(sum.total_files_processed, 4);
+	assert_true(sum.data_added > 0);
+	assert_true(seen.calls > 0);
+	assert_true(seen.checked_child);
+	char *first_id = xstrdup(sum.snapshot_id);
+	sb_backup_summary_free(&sum);
+
+	/* Unchanged: nothing new, everything unmodified. */
+	if (sb_restic_backup(&r, &bo, &sum, &err) < 0)
+		fail_msg("second backup: %s", err);
+	assert_int_equal(sum.files_new, 0);
+	assert_int_equal(sum.files_unmodified, 4);
+	sb_backup_summary_free(&sum);
+
+	struct sb_snapshot_list l;
+	if (sb_restic_snapshots(&r, "web", &l, &err) < 0)
+		fail_msg("snapshots: %s", err);
+	assert_int_equal(l.n, 2);
+	assert_true(sb_str_has_prefix(l.v[0].id, first_id));
+	assert_string_equal(l.v[0].stack, "web");
+	assert_true(sb_strv_contains(&l.v[0].tags, "stackback"));
+	assert_string_equal(l.v[0].hostname, "sbtest");
+	assert_int_equal(l.v[0].paths.n, 1);
+	assert_string_equal(l.v[0].paths.v[0], src);
+	assert_true(l.v[0].time_utc <= l.v[1].time_utc);
+	assert_true(labs((long)(l.v[1].time_utc - time(NULL))) < 300);
+
+	uint64_t files = 0, nodes = 0;
+	if (sb_restic_ls_count(&r, l.v[1].id, &files, &nodes, &err) < 0)
+		fail_msg("ls: %s", err);
+	/* 4 files; the tree holds the path's directories, data/, data/sub/ and the symlink too. */
+	assert_int_equal(files, 4);
+	assert_true(nodes >= files + 3);
+
+	char *target = xasprintf("%s/restored", tmpdir);
+	if (sb_restic_restore(&r, l.v[1].short_id, target, &err) < 0)
+		fail_msg("restore: %s", err);
+	char *restored = xasprintf("%s%s/data/sub/b.txt", target, src);
+	char *text = NULL;
+	assert_int_equal(sb_read_file(restored, 100, &text, NULL), 0);
+	assert_string_equal(text, "beta\n");
+	free(text);
+	free(restored);
+	free(target);
+	sb_snapshot_list_free(&l);
+
+	/* Another tag is another stack: no snapshots of it. */
+	assert_int_equal(sb_restic_snapshots(&r, "db", &l, &err), 0);
+	assert_int_equal(l.n, 0);
+	sb_snapshot_list_free(&l);
+
+	/* keep-daily 1: both snapshots are from today, one stays. */
+	if (sb_restic_forget(&r, &cfg, "web", true, &err) < 0)
+		fail_msg("forget --dry-run: %s", err);
+	assert_int_equal(sb_restic_snapshots(&r, "web", &l, &err), 0);
+	assert_int_equal(l.n, 2);
+	sb_snapshot_list_free(&l);
+	if (sb_restic_forget(&r, &cfg, "web", false, &err) < 0)
+		fail_msg("forget: %s", err);
+	assert_int_equal(sb_restic_snapshots(&r, NULL, &l, &err), 0);
+	assert_int_equal(l.n, 1);
+	sb_snapshot_list_free(&l);
+
+	if (sb_restic_check(&r, false, &err) < 0)
+		fail_msg("check: %s", err);
+	if (sb_restic_check(&r, true, &err) < 0)
+		fail_msg("check --read-data: %s", err);
+
+	unsetenv("RESTIC_PASSWORD_FILE");
+	unsetenv("RESTIC_REPOSITORY_FILE");
+	free(first_id);
+	free(src);
+	free(repo);
+	sb_restic_close(&r);
+	assert_null(r.password);
+}
+
+static void test_restic_failures(void **state)
+{
+	(void)state;
+	char *repo = repo_path();
+	char *err = NULL;
+	struct sb_restic r;
+
+	/* Wrong password against the repository the previous test made. */
+	char wrong[] = "not-the-password";
+	struct sb_config cfg = restic_cfg();
+	cfg.restic_password = wrong;
+	assert_int_equal(sb_restic_open(&r, &cfg, repo, &err), 0);
+	struct sb_snapshot_list l;
+	assert_int_equal(sb_restic_snapshots(&r, NULL, &l, &err), -1);
+	assert_string_equal(err, "restic exited 1: wrong password or no key found");
+	free(err);
+	err = NULL;
+	sb_restic_close(&r);
+
+	/* No repository there. */
+	cfg = restic_cfg();
+	char *nowhere = xasprintf("%s/no-repo", tmpdir);
+	assert_int_equal(sb_restic_open(&r, &cfg, nowhere, &err), 0);
+	assert_false(sb_restic_repo_exists(&r));
+	assert_int_equal(sb_restic_check(&r, false, &err), -1);
+	char *want = xasprintf("restic exited 1: repository does not exist at %s (run 'stackback init')", nowhere);
+	assert_string_equal(err, want);
+	free(want);
+	free(err);
+	err = NULL;
+
+	/* restic not installed. */
+	char *old_path = xstrdup(getenv("PATH"));
+	setenv("PATH", tmpdir, 1);
+	assert_int_equal(sb_restic_check(&r, false, &err), -1);
+	setenv("PATH", old_path, 1);
+	free(old_path);
+	assert_string_equal(err, "restic is not installed (not found in PATH)");
+	free(err);
+	err = NULL;
+	sb_restic_close(&r);
+	free(nowhere);
+
+	/* No repository configured, no password. */
+	assert_int_equal(sb_restic_open(&r, &cfg, "", &err), -1);
+	free(err);
+	err = NULL;
+	struct sb_config none = {0};
+	assert_int_equal(sb_restic_open(&r, &none, repo, &err), -1);
+	assert_non_null(err);
+	free(err);
+	free(repo);
+}
+
+static void *cancel_later(void *arg)
+{
+	usleep(1500000);
+	atomic_store((atomic_bool *)arg, true);
+	return NULL;
+}
+
+static void test_restic_cancel_leaves_no_lock(void **state)
+{
+	(void)state;
+	/* A 64 GiB sparse file keeps restic busy long enough to cancel it mid-backup. */
+	char *big_dir = xasprintf("%s/stacks/big", tmpdir);
+	assert_int_equal(sb_mkdir_p(big_dir, 0755), 0);
+	sh("truncate -s 64G '%s/sparse'", big_dir);
+	struct sb_config cfg = restic_cfg();
+	char *repo = repo_path();
+	char *err = NULL;
+	struct sb_restic r;
+	assert_int_equal(sb_restic_open(&r, &cfg, repo, &err), 0);
+	atomic_bool cancel = false;
+	r.cancel = &cancel;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, cancel_later, &cancel), 0);
+	const char *tags[] = {"stackback", "big", NULL};
+	struct progress_seen seen = {0};
+	struct sb_restic_backup_opts bo = {.path = big_dir, .tags = tags, .on_progress = on_progress, .userdata = &seen};
+	struct sb_backup_summary sum;
+	double t0 = sb_now_monotonic();
+	assert_int_equal(sb_restic_backup(&r, &bo, &sum, &err), -1);
+	pthread_join(th, NULL);
+	assert_true(sb_now_monotonic() - t0 < 10);
+	assert_string_equal(err, "restic backup cancelled");
+	free(err);
+	err = NULL;
+	assert_true(seen.checked_child);
+	/* SIGINT, not SIGTERM: restic removed its lock, so an exclusive operation works at once. */
+	char *locks = xasprintf("%s/locks", repo);
+	DIR *d = opendir(locks);
+	assert_non_null(d);
+	struct dirent *de;
+	int n = 0;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	assert_int_equal(n, 0);
+	r.cancel = NULL;
+	if (sb_restic_forget(&r, &cfg, "big", false, &err) < 0)
+		fail_msg("forget after cancel: %s", err);
+	sb_restic_close(&r);
+	free(locks);
+	free(repo);
+	free(big_dir);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
 	if (!mkdtemp(tmpdir))
 		return -1;
+	snprintf(password, sizeof(password), "sbadp-secret-%ld-%d", (long)getpid(), rand());
 	return 0;
 }
 
@@ -305,6 +660,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stack_lifecycle, docker_setup, docker_teardown),
 		cmocka_unit_test_setup_teardown(test_stack_missing_and_broken, docker_setup, docker_teardown),
 		cmocka_unit_test(test_engine_ok),
+		cmocka_unit_test(test_restic_repository),
+		cmocka_unit_test(test_restic_failures),
+		cmocka_unit_test(test_restic_cancel_leaves_no_lock),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

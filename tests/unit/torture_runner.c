@@ -108,6 +108,20 @@ static void test_exit_codes(void **state)
 	sb_run_result_free(&res);
 }
 
+static void test_describe_printable(void **state)
+{
+	(void)state;
+	struct sb_run_result res;
+	assert_int_equal(run_sh("printf 'first\\n\\033[2K\\033[31mred\\033[0m\\tand\\001 plain\\r\\n' >&2; exit 1", &res, NULL), 1);
+	char *d = sb_run_describe(&res, 0);
+	assert_string_equal(d, "exited 1: red and plain");
+	free(d);
+	sb_run_result_free(&res);
+	char *p = sb_run_printable("\x1b]0;title\x07 x \x1b", 13);
+	assert_string_equal(p, "0;title x");
+	free(p);
+}
+
 static void test_signal(void **state)
 {
 	(void)state;
@@ -599,6 +613,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exit_codes),
 		cmocka_unit_test(test_signal),
+		cmocka_unit_test(test_describe_printable),
 		cmocka_unit_test(test_lines_both_streams),
 		cmocka_unit_test(test_no_trailing_newline_and_nul),
 		cmocka_unit_test(test_long_lines),
