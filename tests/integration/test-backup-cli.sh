@@ -7,7 +7,7 @@
 # waits with --wait-lock; SIGTERM to the CLI, SIGKILL of the CLI then
 # `recover`, and SIGKILL of restic all leave the stack running.
 source "$(dirname "$0")/lib.sh"
-need restic docker-compose python3 sha256sum pgrep
+need restic docker-compose python3 sha256sum pgrep script
 
 sb_write_config
 sb_busybox_image
@@ -136,10 +136,27 @@ done
 [ -f "$T/restore-$WEB$T/stacks/$WEB/data/sub dir/file with spaces.txt" ] ||
 	[ -f "$T/restore-$WEB/data/sub dir/file with spaces.txt" ] || fail "nested file not restored"
 
+note "progress: plain lines without a terminal, a bar redrawn in place on one, none with --json"
+assert_contains "$ERR" "stackback: [1/2] $WEB: stop"
+assert_contains "$ERR" "stackback: [1/2] $WEB: backup"
+assert_contains "$ERR" "stackback: [2/2] $IDLE: backup"
+assert_not_contains "$ERR" $'\r'
+# script(1) gives the CLI a terminal and records every byte it writes.
+SHELL=/bin/sh script -qec "'$SB' -c '$CFG' backup '$WEB'" /dev/null >"$T/tty.out" 2>&1 ||
+	fail "backup on a terminal failed: $(cat "$T/tty.out")"
+grep -aq $'\r\033\[K\[1/1\] '"$WEB"'  stop' "$T/tty.out" || fail "no progress bar on the terminal: $(cat -v "$T/tty.out")"
+grep -aq $'\r\033\[K\[1/1\] '"$WEB"'  start' "$T/tty.out" || fail "the bar did not follow the phases"
+assert_not_contains "$(cat "$T/tty.out")" "[1/1] $WEB: stop" "log-style progress on a terminal"
+# The bar is cleared before the report, which starts on a clean line.
+grep -aq $'\r\033\\[Kjob [0-9]* backup: ok' "$T/tty.out" || fail "no report after a cleared bar"
+run backup --json "$WEB"
+assert_eq "$RC" 0
+assert_not_contains "$ERR" "[1/1]" "progress with --json"
+
 note "snapshots lists them, as a table and as JSON"
 run snapshots --json
 assert_eq "$RC" 0 "snapshots --json: $ERR"
-assert_eq "$(json 'sorted(s["stack"] for s in d)' <<<"$OUT")" "$(python3 -c "print(sorted(['$WEB', '$IDLE']))")"
+assert_eq "$(json 'sorted(set(s["stack"] for s in d))' <<<"$OUT")" "$(python3 -c "print(sorted(['$WEB', '$IDLE']))")"
 assert_eq "$(json 'all(len(s["short_id"]) == 8 and s["id"].startswith(s["short_id"]) and s["time"] and s["hostname"] == "sbtest" and "stackback" in s["tags"] and s["paths"] for s in d)' <<<"$OUT")" True
 run snapshots "$WEB"
 assert_eq "$RC" 0
@@ -153,7 +170,7 @@ run backup --json "$WEB"
 assert_eq "$RC" 0 "backup --json: $ERR"
 assert_eq "$(json 'd["state"], d["kind"], [s["stack"] for s in d["stacks"]], d["stacks"][0]["restarted"]' <<<"$OUT")" \
 	"ok backup ['$WEB'] True"
-assert_eq "$(snapshot_count)" 3
+assert_eq "$(snapshot_count)" 5
 
 note "usage errors exit 2"
 run backup --no-such-option
@@ -169,7 +186,7 @@ assert_eq "$RC" 0
 assert_contains "$OUT" "--wait-lock"
 
 note "a second run is refused naming the PID; --wait-lock waits; wait and status see it"
-sb backup "$BIG" >"$T/big.out" 2>"$T/big.err" &
+"$SB" -c "$CFG" backup "$BIG" >"$T/big.out" 2>"$T/big.err" &
 big_pid=$!
 wait_journal "$BIG"
 run backup "$WEB"
@@ -179,7 +196,7 @@ run status --json
 assert_eq "$(json 'd["state"]' <<<"$OUT")" running
 run wait --timeout 0.5
 assert_eq "$RC" 124 "wait while a job runs"
-sb backup --wait-lock "$WEB" >"$T/waiter.out" 2>"$T/waiter.err" &
+"$SB" -c "$CFG" backup --wait-lock "$WEB" >"$T/waiter.out" 2>"$T/waiter.err" &
 waiter_pid=$!
 sleep 1
 kill -0 "$waiter_pid" 2>/dev/null || fail "--wait-lock did not wait: $(cat "$T/waiter.err")"
@@ -198,7 +215,7 @@ assert_eq "$RC" 0 "wait after two good jobs"
 assert_contains "$OUT" "backup: ok"
 
 note "SIGTERM to the CLI mid-backup: the stack runs again, the job is cancelled"
-sb backup "$BIG" >"$T/term.out" 2>"$T/term.err" &
+"$SB" -c "$CFG" backup "$BIG" >"$T/term.out" 2>"$T/term.err" &
 pid=$!
 wait_journal "$BIG"
 wait_restic_child "$pid" >/dev/null
@@ -216,7 +233,7 @@ assert_eq "$RC" 1 "wait after a cancelled job"
 assert_contains "$OUT" "cancelled"
 
 note "SIGKILL of the CLI mid-backup, then recover"
-sb backup "$BIG" >/dev/null 2>&1 &
+"$SB" -c "$CFG" backup "$BIG" >/dev/null 2>&1 &
 pid=$!
 wait_journal "$BIG"
 restic_pid=$(wait_restic_child "$pid")
@@ -234,7 +251,7 @@ assert_eq "$RC" 0
 assert_contains "$OUT" "nothing to recover"
 
 note "SIGKILL of restic mid-backup: that stack fails clearly and runs again"
-sb backup "$BIG" "$WEB" >"$T/rk.out" 2>"$T/rk.err" &
+"$SB" -c "$CFG" backup "$BIG" "$WEB" >"$T/rk.out" 2>"$T/rk.err" &
 pid=$!
 wait_journal "$BIG"
 restic_pid=$(wait_restic_child "$pid")

@@ -75,13 +75,13 @@ assert_eq "$RC" 0 "wait after a dry run"
 assert_contains "$OUT" "backup: ok"
 
 note "a second request is queued behind the first; wait sees the queue"
-sb backup "$BIG" >"$T/a.out" 2>"$T/a.err" &
+"$SB" -c "$CFG" backup "$BIG" >"$T/a.out" 2>"$T/a.err" &
 a=$!
 for ((i = 0; i < 100; i++)); do
 	grep -q queued "$T/a.err" && break
 	sleep 0.1
 done
-sb backup "$WEB" >"$T/b.out" 2>"$T/b.err" &
+"$SB" -c "$CFG" backup "$WEB" >"$T/b.out" 2>"$T/b.err" &
 b=$!
 sleep 0.5
 run wait --timeout 0.2
@@ -97,7 +97,7 @@ assert_eq "$rb" 0 "second queued backup: $(cat "$T/b.err")"
 assert_eq "$(rs snapshots --json | json 'len(d)')" 3
 
 note "Ctrl-C stops following, not the job"
-sb backup "$BIG" >"$T/c.out" 2>"$T/c.err" &
+"$SB" -c "$CFG" backup "$BIG" >"$T/c.out" 2>"$T/c.err" &
 c=$!
 for ((i = 0; i < 100; i++)); do
 	grep -q queued "$T/c.err" && break
