@@ -1,9 +1,6 @@
 #include "stackback/restic.h"
 
 #include <errno.h>
-#include <json-c/json.h>
-#include <limits.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "adapter-json.h"
 #include "stackback/log.h"
 #include "stackback/runner.h"
 #include "stackback/util.h"
@@ -27,82 +25,6 @@ static const char *const restic_env_del[] = {
 	NULL,
 };
 
-/* ---- JSON helpers (values from json_object_object_get_ex are borrowed) ---- */
-
-/*
- * Parses exactly one JSON value from line[0..len) (trailing whitespace
- * allowed). NUL bytes are refused: json-c would stop at them. Returns an
- * owned object or NULL.
- */
-static struct json_object *parse_json(const char *line, size_t len)
-{
-	if (len == 0 || len > INT_MAX || memchr(line, '\0', len))
-		return NULL;
-	struct json_tokener *tok = json_tokener_new();
-	if (!tok)
-		return NULL;
-	struct json_object *obj = json_tokener_parse_ex(tok, line, (int)len);
-	size_t end = json_tokener_get_parse_end(tok);
-	bool ok = obj && json_tokener_get_error(tok) == json_tokener_success;
-	json_tokener_free(tok);
-	for (size_t i = end; ok && i < len; i++)
-		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r' && line[i] != '\n')
-			ok = false;
-	if (!ok) {
-		json_object_put(obj);
-		return NULL;
-	}
-	return obj;
-}
-
-/* Absent: *out untouched, 0. A non-negative number (int, or integral double): 0. Else -1. */
-static int get_u64(struct json_object *o, const char *key, uint64_t *out)
-{
-	struct json_object *v;
-	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
-		return 0;
-	if (json_object_is_type(v, json_type_int)) {
-		int64_t i = json_object_get_int64(v);
-		if (i < 0)
-			return -1;
-		/* json-c keeps values above INT64_MAX as unsigned and clamps the signed view. */
-		*out = i == INT64_MAX ? json_object_get_uint64(v) : (uint64_t)i;
-		return 0;
-	}
-	if (json_object_is_type(v, json_type_double)) {
-		double d = json_object_get_double(v);
-		if (!isfinite(d) || d < 0 || d >= 18446744073709551616.0)
-			return -1;
-		*out = (uint64_t)d;
-		return 0;
-	}
-	return -1;
-}
-
-/* Absent: *out untouched, 0. A finite number: 0. Else -1. */
-static int get_double(struct json_object *o, const char *key, double *out)
-{
-	struct json_object *v;
-	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
-		return 0;
-	if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
-		return -1;
-	double d = json_object_get_double(v);
-	if (!isfinite(d))
-		return -1;
-	*out = d;
-	return 0;
-}
-
-/* A string member (borrowed), or NULL if absent or of another type. */
-static const char *get_str(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 /* ---- backup output ---- */
 
 void sb_backup_summary_free(struct sb_backup_summary *s)
@@ -116,9 +38,9 @@ static int parse_status(struct json_object *o, struct sb_backup_progress *p)
 	struct sb_backup_progress np = {.eta_s = -1};
 	double frac = 0;
 	double eta = -1;
-	if (get_double(o, "percent_done", &frac) < 0 || get_u64(o, "bytes_done", &np.bytes_done) < 0 ||
-	    get_u64(o, "total_bytes", &np.bytes_total) < 0 || get_u64(o, "files_done", &np.files_done) < 0 ||
-	    get_u64(o, "total_files", &np.files_total) < 0 || get_double(o, "seconds_remaining", &eta) < 0)
+	if (sb_json_get_double(o, "percent_done", &frac) < 0 || sb_json_get_u64(o, "bytes_done", &np.bytes_done) < 0 ||
+	    sb_json_get_u64(o, "total_bytes", &np.bytes_total) < 0 || sb_json_get_u64(o, "files_done", &np.files_done) < 0 ||
+	    sb_json_get_u64(o, "total_files", &np.files_total) < 0 || sb_json_get_double(o, "seconds_remaining", &eta) < 0)
 		return -1;
 	if (frac < 0)
 		frac = 0;
@@ -133,16 +55,16 @@ static int parse_status(struct json_object *o, struct sb_backup_progress *p)
 static int parse_summary(struct json_object *o, struct sb_backup_summary *s)
 {
 	struct sb_backup_summary ns = {0};
-	const char *id = get_str(o, "snapshot_id");
+	const char *id = sb_json_get_str(o, "snapshot_id");
 	if (!id || !*id)
 		return -1;
-	if (get_u64(o, "files_new", &ns.files_new) < 0 || get_u64(o, "files_changed", &ns.files_changed) < 0 ||
-	    get_u64(o, "files_unmodified", &ns.files_unmodified) < 0 ||
-	    get_u64(o, "dirs_new", &ns.dirs_new) < 0 || get_u64(o, "dirs_changed", &ns.dirs_changed) < 0 ||
-	    get_u64(o, "data_added", &ns.data_added) < 0 ||
-	    get_u64(o, "total_files_processed", &ns.total_files_processed) < 0 ||
-	    get_u64(o, "total_bytes_processed", &ns.total_bytes_processed) < 0 ||
-	    get_double(o, "total_duration", &ns.total_duration) < 0)
+	if (sb_json_get_u64(o, "files_new", &ns.files_new) < 0 || sb_json_get_u64(o, "files_changed", &ns.files_changed) < 0 ||
+	    sb_json_get_u64(o, "files_unmodified", &ns.files_unmodified) < 0 ||
+	    sb_json_get_u64(o, "dirs_new", &ns.dirs_new) < 0 || sb_json_get_u64(o, "dirs_changed", &ns.dirs_changed) < 0 ||
+	    sb_json_get_u64(o, "data_added", &ns.data_added) < 0 ||
+	    sb_json_get_u64(o, "total_files_processed", &ns.total_files_processed) < 0 ||
+	    sb_json_get_u64(o, "total_bytes_processed", &ns.total_bytes_processed) < 0 ||
+	    sb_json_get_double(o, "total_duration", &ns.total_duration) < 0)
 		return -1;
 	ns.snapshot_id = xstrdup(id);
 	sb_backup_summary_free(s);
@@ -153,11 +75,11 @@ static int parse_summary(struct json_object *o, struct sb_backup_summary *s)
 int sb_restic_parse_backup_line(const char *line, size_t len, struct sb_backup_progress *p,
 				struct sb_backup_summary *s)
 {
-	struct json_object *o = parse_json(line, len);
+	struct json_object *o = sb_json_parse(line, len);
 	if (!o)
 		return -1;
 	int rc = -1;
-	const char *type = json_object_is_type(o, json_type_object) ? get_str(o, "message_type") : NULL;
+	const char *type = json_object_is_type(o, json_type_object) ? sb_json_get_str(o, "message_type") : NULL;
 	if (!type)
 		rc = -1;
 	else if (strcmp(type, "status") == 0)
@@ -318,8 +240,8 @@ static int snap_cmp(const void *a, const void *b)
 static int parse_snapshot(struct json_object *o, struct snap_sort *out)
 {
 	struct sb_snapshot *s = &out->s;
-	const char *id = get_str(o, "id");
-	const char *time_s = get_str(o, "time");
+	const char *id = sb_json_get_str(o, "id");
+	const char *time_s = sb_json_get_str(o, "time");
 	if (!id || !*id || !time_s || parse_rfc3339(time_s, &s->time_utc, &out->nsec) < 0)
 		return -1;
 	s->id = xstrdup(id);
@@ -342,7 +264,7 @@ static int parse_snapshot(struct json_object *o, struct snap_sort *out)
 int sb_restic_parse_snapshots(const char *json, size_t len, struct sb_snapshot_list *out)
 {
 	*out = (struct sb_snapshot_list){0};
-	struct json_object *a = parse_json(json, len);
+	struct json_object *a = sb_json_parse(json, len);
 	if (!a)
 		return -1;
 	if (!json_object_is_type(a, json_type_array)) {
@@ -613,18 +535,18 @@ int sb_restic_init(const struct sb_restic *r, bool *created, char **err)
  */
 static char *backup_error_text(const char *line, size_t len)
 {
-	struct json_object *o = parse_json(line, len);
+	struct json_object *o = sb_json_parse(line, len);
 	if (!o)
 		return NULL;
 	char *text = NULL;
-	const char *type = json_object_is_type(o, json_type_object) ? get_str(o, "message_type") : NULL;
+	const char *type = json_object_is_type(o, json_type_object) ? sb_json_get_str(o, "message_type") : NULL;
 	if (type && strcmp(type, "error") == 0) {
-		const char *item = get_str(o, "item");
+		const char *item = sb_json_get_str(o, "item");
 		struct json_object *e = NULL;
 		json_object_object_get_ex(o, "error", &e);
-		const char *op = e && json_object_is_type(e, json_type_object) ? get_str(e, "Op") : NULL;
+		const char *op = e && json_object_is_type(e, json_type_object) ? sb_json_get_str(e, "Op") : NULL;
 		uint64_t code = 0;
-		if (op && get_u64(e, "Err", &code) == 0 && code > 0 && code < 4096)
+		if (op && sb_json_get_u64(e, "Err", &code) == 0 && code > 0 && code < 4096)
 			text = xasprintf("%s: %s: %s", item ? item : "?", op, strerror((int)code));
 		else
 			text = xasprintf("%s: %s", item ? item : "?", e ? json_object_to_json_string(e) : "error");
@@ -833,16 +755,16 @@ static void ls_line(void *userdata, enum sb_stream stream, const char *line, siz
 	struct ls_ctx *ctx = userdata;
 	if (stream != SB_STREAM_STDOUT)
 		return;
-	struct json_object *o = parse_json(line, len);
+	struct json_object *o = sb_json_parse(line, len);
 	if (!o || !json_object_is_type(o, json_type_object)) {
 		ctx->bad++;
 		json_object_put(o);
 		return;
 	}
-	const char *st = get_str(o, "struct_type");
+	const char *st = sb_json_get_str(o, "struct_type");
 	if (st && strcmp(st, "node") == 0) {
 		ctx->nodes++;
-		const char *type = get_str(o, "type");
+		const char *type = sb_json_get_str(o, "type");
 		if (type && strcmp(type, "file") == 0)
 			ctx->files++;
 	}
