@@ -20,6 +20,7 @@ static const struct cli_cmd *const commands[] = {
 	&cmd_enable,
 	&cmd_disable,
 	&cmd_discover,
+	&cmd_doctor,
 	NULL,
 };
 
