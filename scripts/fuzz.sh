@@ -17,7 +17,7 @@ case $secs in
 	;;
 esac
 cd "$(dirname "$0")/.."
-build=build-fuzz
+build="build-fuzz"
 
 command -v clang >/dev/null 2>&1 || {
 	echo "fuzz.sh: clang is required (scripts/install-deps.sh installs it)" >&2
@@ -33,7 +33,9 @@ meson compile -C "$build"
 status=0
 found=0
 for bin in "$build"/tests/fuzz/fuzz_*; do
-	[ -f "$bin" ] && [ -x "$bin" ] || continue
+	if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then
+		continue # the .p object directories
+	fi
 	name=${bin##*/fuzz_}
 	found=$((found + 1))
 	work="$build/fuzz-corpus/$name"

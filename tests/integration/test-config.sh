@@ -188,7 +188,9 @@ tail -n 1 "$target" | grep -qx "# my edit" || fail "config init overwrote an exi
 expect_run 0 "$SB" config init --force "$target"
 cmp -s "$target" "$SB_SRC/config/config.ini.example" || fail "config init --force did not replace the file"
 assert_eq "$(stat -c %a "$target")" 600 "mode after --force"
-ls "$T/etc/stackback" | grep -v '^config.ini$' && fail "config init left a temp file behind"
+for f in "$T"/etc/stackback/*; do
+	[ "$f" = "$target" ] || fail "config init left $f behind"
+done
 # The -c file is the default target.
 expect_run 0 "$SB" -c "$T/other.ini" config init
 cmp -s "$T/other.ini" "$SB_SRC/config/config.ini.example" || fail "config init did not write the -c file"
