@@ -1,0 +1,90 @@
+#!/bin/bash
+# End to end through the mount with real Docker and restic (SPEC §1
+# Stage 1, §2): `echo 1 > trigger/backup` backs up every enabled stack
+# into snapshots tagged with its name, leaves running stacks running and
+# stopped ones stopped, and the results show in jobs/ID/, status,
+# stacks/NAME/last_backup and metrics, also after a remount (read back
+# from STATE_DIR). trigger/check runs restic check.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib-fs.sh"
+need docker-compose restic
+
+sb_write_config
+sb_busybox_image
+WEB="${P}web"
+DB="${P}db"
+OFF="${P}off"
+SKIP="${P}skip"
+for s in "$WEB" "$DB" "$OFF" "$SKIP"; do sb_make_stack "$s"; done
+sb_stack_up "$WEB"
+sb_stack_up "$DB"
+sb_stack_up "$SKIP"
+printf '%s=true\n%s=true\n%s=true\n%s=false\n' "$WEB" "$DB" "$OFF" "$SKIP" >"$T/state/dirlist"
+rs() { RESTIC_PASSWORD_FILE="$T/password" restic -r "$T/repo" --no-cache "$@"; }
+rs init >/dev/null
+sbfs_mount
+
+note "echo 1 > trigger/backup queues a backup of every enabled stack"
+echo 1 >"$MNT/trigger/backup"
+id=$(readlink "$MNT/jobs/last")
+assert_contains "$(cat "$MNT/trigger/backup")" "job $id "
+assert_eq "$(sbfs_wait_job "$id" 300)" ok "$(cat "$MNT/jobs/$id/log")"
+assert_eq "$(cat "$MNT/trigger/backup")" "job $id ok"
+
+note "one snapshot per enabled stack, tagged stackback and its name"
+snaps=$(rs snapshots --json)
+assert_eq "$(json 'len(d)' <<<"$snaps")" 3
+for s in "$WEB" "$DB" "$OFF"; do
+	assert_eq "$(json "sum(1 for x in d if sorted(x['tags']) == sorted(['stackback', '$s']))" <<<"$snaps")" 1 "snapshot of $s"
+done
+
+note "running stacks run again, stopped ones stay stopped, the disabled one was not touched"
+assert_eq "$(sb_stack_state "$WEB") $(sb_stack_state "$DB") $(sb_stack_state "$OFF") $(sb_stack_state "$SKIP")" \
+	"running running stopped running"
+assert_eq "$(cat "$MNT/stacks/$WEB/state")" running
+assert_eq "$(cat "$MNT/stacks/$OFF/state")" stopped
+
+note "the results: report, last_backup, status, metrics"
+report=$(cat "$MNT/jobs/$id/report")
+assert_eq "$(json '[(s["stack"], s["result"], s["was_running"], s["restarted"]) for s in d["stacks"]]' <<<"$report")" \
+	"[('$WEB', 'ok', True, True), ('$DB', 'ok', True, True), ('$OFF', 'ok', False, False)]"
+web_snap=$(json "[x['id'] for x in d if '$WEB' in x['tags']][0]" <<<"$snaps")
+last=$(cat "$MNT/stacks/$WEB/last_backup")
+assert_contains "$last" "result: ok"
+sid=$(sed -n 's/^snapshot_id: //p' <<<"$last")
+[ ${#sid} -ge 8 ] && [[ "$web_snap" == "$sid"* ]] || fail "last_backup names snapshot '$sid', restic has $web_snap"
+assert_contains "$last" "job: $id"
+grep -q '^downtime_s: [0-9.]*$' <<<"$last" || fail "no downtime in last_backup: $last"
+assert_eq "$(cat "$MNT/stacks/$SKIP/last_backup")" never
+assert_eq "$(json 'd["state"], d["job"], d["last"]["id"], d["last"]["kind"], d["last"]["state"]' <"$MNT/status.json")" \
+	"idle None $id backup ok"
+metrics=$(cat "$MNT/metrics")
+assert_contains "$metrics" "stackback_stack_last_backup_success{stack=\"$WEB\"} 1"
+assert_contains "$metrics" "stackback_last_job_success{kind=\"backup\"} 1"
+grep -q "^stackback_stack_last_backup_timestamp_seconds{stack=\"$OFF\"} [0-9.]*$" <<<"$metrics" ||
+	fail "no last backup time for $OFF in metrics"
+grep -q "^stackback_stack_last_backup_bytes_added{stack=\"$DB\"} [0-9]*$" <<<"$metrics" ||
+	fail "no bytes added for $DB in metrics"
+assert_not_contains "$metrics" "last_backup_success{stack=\"$SKIP\"}" "a stack never backed up has no result"
+
+note "a backup named on the trigger runs even for a disabled stack"
+id2=$(sbfs_trigger backup "$SKIP")
+assert_eq "$(sbfs_wait_job "$id2" 300)" ok
+assert_eq "$(rs snapshots --json --tag "$SKIP" | json 'len(d)')" 1
+assert_eq "$(sb_stack_state "$SKIP")" running
+
+note "trigger/check runs restic check"
+id3=$(sbfs_trigger check 1)
+assert_eq "$(sbfs_wait_job "$id3" 300)" ok
+
+note "after a remount, the jobs are read back from STATE_DIR"
+sbfs_umount
+sbfs_mount
+assert_eq "$(ls "$MNT/jobs" | tr '\n' ' ')" "$id $id2 $id3 last "
+assert_eq "$(cat "$MNT/jobs/$id/state")" ok
+assert_eq "$(json 'd["id"], d["state"], len(d["stacks"])' <"$MNT/jobs/$id/report")" "$id ok 3"
+assert_contains "$(cat "$MNT/jobs/$id/log")" "job $id"
+assert_eq "$(json 'd["last"]["id"], d["last"]["state"]' <"$MNT/status.json")" "$id3 ok"
+assert_eq "$(cat "$MNT/trigger/backup")" "" "a new daemon has no trigger result yet"
+sbfs_umount
+note "ok"
