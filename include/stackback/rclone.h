@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "stackback/config.h"
@@ -40,11 +41,22 @@ int sb_rclone_sync(const struct sb_config *cfg, const char *src, const char *dst
 
 struct sb_rclone_check {
 	bool by_hash;          /**< false = sizes only */
-	uint64_t differences;
+	uint64_t differences;  /**< on both sides, contents differ */
 	uint64_t missing_on_dst, missing_on_src;
 	uint64_t matched;
+	uint64_t errors;       /**< could not be read or hashed */
 };
-/** rclone check src dst; returns 0 if identical, 1 if they differ (counts filled), -1 on error. */
+/**
+ * Counts one line of `rclone check --combined -` ("= path", "+ path",
+ * "- path", "* path", "! path") into chk. Returns 0, or -1 if the line
+ * is not one of those.
+ */
+int sb_rclone_parse_check_line(const char *line, size_t len, struct sb_rclone_check *chk);
+/**
+ * rclone check src dst (both directions, by hash when the two sides
+ * share one). Returns 0 if identical, 1 if they differ (counts filled),
+ * -1 on error (*err, caller frees).
+ */
 int sb_rclone_check(const struct sb_config *cfg, const char *src, const char *dst,
 		    const atomic_bool *cancel, struct sb_rclone_check *chk, char **err);
 

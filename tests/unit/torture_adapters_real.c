@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -25,6 +26,7 @@
 #include <cmocka.h>
 
 #include "stackback/docker.h"
+#include "stackback/rclone.h"
 #include "stackback/restic.h"
 #include "stackback/runner.h"
 #include "stackback/stacks.h"
@@ -638,6 +640,243 @@ static void test_restic_cancel_leaves_no_lock(void **state)
 	free(big_dir);
 }
 
+/* ---- rclone ---- */
+
+static char *rclone_conf;
+static struct sb_config rclone_cfg_storage;
+
+static struct sb_config *rclone_cfg(void)
+{
+	if (!rclone_conf) {
+		rclone_conf = write_file(tmpdir, "rclone.conf",
+					 "[sbadplocal]\ntype = local\n\n"
+					 "[sbadpdead]\ntype = webdav\nurl = http://127.0.0.1:1/\nvendor = other\n");
+		chmod(rclone_conf, 0600);
+	}
+	rclone_cfg_storage = (struct sb_config){
+		.rclone_remote = (char *)"sbadplocal",
+		.rclone_path = NULL,
+		.rclone_config = rclone_conf,
+		.transfers = 2,
+		.retries = 1,
+		.remote_timeout = 20,
+	};
+	return &rclone_cfg_storage;
+}
+
+static char *make_sync_source(void)
+{
+	char *src = xasprintf("%s/sync-src", tmpdir);
+	char *sub = xasprintf("%s/data/00", src);
+	assert_int_equal(sb_mkdir_p(sub, 0755), 0);
+	free(sub);
+	free(write_file(src, "config", "repository config\n"));
+	free(write_file(src, "data/00/pack1", "0123456789abcdef\n"));
+	sh("head -c 3000000 /dev/urandom > '%s/data/00/pack2'", src);
+	return src;
+}
+
+struct rclone_seen {
+	int calls;
+	struct sb_rclone_progress last;
+};
+
+static void on_rclone_progress(void *userdata, const struct sb_rclone_progress *p)
+{
+	struct rclone_seen *seen = userdata;
+	seen->calls++;
+	seen->last = *p;
+	assert_true(p->percent >= 0 && p->percent <= 100);
+}
+
+static int check_now(struct sb_config *cfg, const char *src, const char *dst, struct sb_rclone_check *chk)
+{
+	char *err = NULL;
+	int rc = sb_rclone_check(cfg, src, dst, NULL, chk, &err);
+	if (rc < 0)
+		fail_msg("rclone check: %s", err);
+	assert_null(err);
+	return rc;
+}
+
+static void test_rclone_sync_and_check(void **state)
+{
+	(void)state;
+	struct sb_config *cfg = rclone_cfg();
+	char *err = NULL;
+	if (sb_rclone_reachable(cfg, &err) < 0)
+		fail_msg("reachable: %s", err);
+
+	char *src = make_sync_source();
+	char *cloud = xasprintf("%s/cloud", tmpdir);
+	cfg->rclone_path = cloud;
+	char *dst = sb_rclone_remote_spec(cfg);
+	assert_true(sb_str_has_prefix(dst, "sbadplocal:/"));
+
+	struct rclone_seen seen = {0};
+	struct sb_rclone_result res;
+	if (sb_rclone_sync(cfg, src, dst, false, NULL, on_rclone_progress, &seen, &res, &err) < 0)
+		fail_msg("sync: %s", err);
+	assert_true(seen.calls >= 1);
+	assert_int_equal(res.files, 3);
+	assert_int_equal(res.bytes, 3000000 + 18 + 17);
+	assert_true(seen.last.percent == 100);
+	assert_true(res.duration_s > 0);
+
+	struct sb_rclone_check chk;
+	assert_int_equal(check_now(cfg, src, dst, &chk), 0);
+	assert_true(chk.by_hash);
+	assert_int_equal(chk.matched, 3);
+
+	/* Same size, other content: only a hash notices. Then one file gone, one extra. */
+	sh("printf X | dd of='%s/data/00/pack1' bs=1 seek=3 conv=notrunc 2>/dev/null", cloud);
+	sh("rm '%s/config' && echo stray > '%s/stray'", cloud, cloud);
+	assert_int_equal(check_now(cfg, src, dst, &chk), 1);
+	assert_true(chk.by_hash);
+	assert_int_equal(chk.differences, 1);
+	assert_int_equal(chk.missing_on_dst, 1);
+	assert_int_equal(chk.missing_on_src, 1);
+	assert_int_equal(chk.matched, 1);
+
+	/* A dry run changes nothing. */
+	if (sb_rclone_sync(cfg, src, dst, true, NULL, NULL, NULL, &res, &err) < 0)
+		fail_msg("dry-run sync: %s", err);
+	assert_int_equal(check_now(cfg, src, dst, &chk), 1);
+
+	if (sb_rclone_sync(cfg, src, dst, false, NULL, NULL, NULL, &res, &err) < 0)
+		fail_msg("second sync: %s", err);
+	assert_int_equal(check_now(cfg, src, dst, &chk), 0);
+	sh("test ! -e '%s/stray'", cloud);
+
+	/* Copying back (Stage 3) is the same call the other way round. */
+	char *back = xasprintf("%s/sync-back", tmpdir);
+	if (sb_rclone_sync(cfg, dst, back, false, NULL, NULL, NULL, &res, &err) < 0)
+		fail_msg("sync back: %s", err);
+	sh("cmp '%s/data/00/pack2' '%s/data/00/pack2'", src, back);
+
+	free(back);
+	free(dst);
+	free(cloud);
+	free(src);
+}
+
+static void test_rclone_size_only_check(void **state)
+{
+	(void)state;
+	/* A real webdav server on loopback (rclone serve): no hash in common, sizes only. */
+	struct sb_config *cfg = rclone_cfg();
+	char *served = xasprintf("%s/dav", tmpdir);
+	assert_int_equal(sb_mkdir_p(served, 0755), 0);
+	int port = 20000 + (int)(getpid() % 20000);
+	const char *argv[] = {"sh", "-c", "rclone serve webdav \"$0\" --addr \"127.0.0.1:$1\" >/dev/null 2>&1 & echo $!",
+			      served, NULL, NULL};
+	char port_s[16];
+	snprintf(port_s, sizeof(port_s), "%d", port);
+	argv[4] = port_s;
+	struct sb_run_opts o = {.argv = argv, .capture_stdout = true};
+	struct sb_run_result rr;
+	assert_int_equal(sb_run(&o, &rr), 0);
+	pid_t server = atoi(rr.out);
+	sb_run_result_free(&rr);
+	assert_true(server > 1);
+	char *conf = xasprintf("[sbadpdav]\ntype = webdav\nurl = http://127.0.0.1:%d/\nvendor = other\n", port);
+	char *dav_conf = write_file(tmpdir, "rclone-dav.conf", conf);
+	cfg->rclone_config = dav_conf;
+	cfg->rclone_remote = (char *)"sbadpdav";
+	char *err = NULL;
+	int up = -1;
+	for (int i = 0; i < 50 && up < 0; i++) {
+		free(err);
+		err = NULL;
+		up = sb_rclone_reachable(cfg, &err);
+		if (up < 0)
+			usleep(100000);
+	}
+	if (up < 0)
+		fail_msg("webdav server did not come up: %s", err);
+
+	char *src = make_sync_source();
+	struct sb_rclone_result res;
+	if (sb_rclone_sync(cfg, src, "sbadpdav:", false, NULL, NULL, NULL, &res, &err) < 0)
+		fail_msg("sync to webdav: %s", err);
+	struct sb_rclone_check chk;
+	assert_int_equal(check_now(cfg, src, "sbadpdav:", &chk), 0);
+	assert_false(chk.by_hash);
+	assert_int_equal(chk.matched, 3);
+
+	kill(server, SIGTERM);
+	free(src);
+	free(dav_conf);
+	free(conf);
+	free(served);
+}
+
+static void *cancel_rclone_later(void *arg)
+{
+	usleep(1000000);
+	atomic_store((atomic_bool *)arg, true);
+	return NULL;
+}
+
+static void test_rclone_failures(void **state)
+{
+	(void)state;
+	struct sb_config *cfg = rclone_cfg();
+	char *err = NULL;
+
+	/* A remote nobody answers for: a real refused connection. */
+	cfg->rclone_remote = (char *)"sbadpdead";
+	assert_int_equal(sb_rclone_reachable(cfg, &err), -1);
+	assert_true(sb_str_has_prefix(err, "remote 'sbadpdead:' is not reachable: rclone lsd exited "));
+	assert_non_null(strstr(err, "connection refused"));
+	free(err);
+	err = NULL;
+
+	/* A remote the config does not know. */
+	struct sb_rclone_result res;
+	char *src = xasprintf("%s/sync-src", tmpdir);
+	assert_int_equal(sb_rclone_sync(cfg, src, "sbadpnosuch:x", false, NULL, NULL, NULL, &res, &err), -1);
+	assert_non_null(strstr(err, "rclone sync exited 1: failed to create file system for \"sbadpnosuch:x\""));
+	assert_non_null(strstr(err, "didn't find section in config file"));
+	free(err);
+	err = NULL;
+	struct sb_rclone_check chk;
+	assert_int_equal(sb_rclone_check(cfg, src, "sbadpnosuch:x", NULL, &chk, &err), -1);
+	assert_non_null(strstr(err, "didn't find section in config file"));
+	free(err);
+	err = NULL;
+
+	/* Cancelled mid-transfer: 8 MB at 1 MiB/s. */
+	cfg->rclone_remote = (char *)"sbadplocal";
+	cfg->bandwidth = (char *)"1M";
+	char *slow = xasprintf("%s/slow-src", tmpdir);
+	assert_int_equal(sb_mkdir_p(slow, 0755), 0);
+	sh("head -c 8000000 /dev/urandom > '%s/big'", slow);
+	char *slow_dst = xasprintf("sbadplocal:%s/slow-dst", tmpdir);
+	atomic_bool cancel = false;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, cancel_rclone_later, &cancel), 0);
+	double t0 = sb_now_monotonic();
+	assert_int_equal(sb_rclone_sync(cfg, slow, slow_dst, false, &cancel, NULL, NULL, &res, &err), -1);
+	pthread_join(th, NULL);
+	assert_true(sb_now_monotonic() - t0 < 7);
+	assert_string_equal(err, "rclone sync cancelled");
+	free(err);
+	err = NULL;
+
+	/* rclone not installed. */
+	char *old_path = xstrdup(getenv("PATH"));
+	setenv("PATH", tmpdir, 1);
+	assert_int_equal(sb_rclone_reachable(cfg, &err), -1);
+	setenv("PATH", old_path, 1);
+	free(old_path);
+	assert_string_equal(err, "remote 'sbadplocal:' is not reachable: rclone is not installed (not found in PATH)");
+	free(err);
+	free(slow_dst);
+	free(slow);
+	free(src);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -650,6 +889,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	(void)state;
+	free(rclone_conf);
 	return sb_rm_rf(tmpdir);
 }
 
@@ -663,6 +903,9 @@ int main(void)
 		cmocka_unit_test(test_restic_repository),
 		cmocka_unit_test(test_restic_failures),
 		cmocka_unit_test(test_restic_cancel_leaves_no_lock),
+		cmocka_unit_test(test_rclone_sync_and_check),
+		cmocka_unit_test(test_rclone_size_only_check),
+		cmocka_unit_test(test_rclone_failures),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
