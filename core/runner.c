@@ -308,7 +308,10 @@ static bool drain(struct run_ctx *ctx, int fd, enum sb_stream stream)
 		return false;
 	if (stream == SB_STREAM_STDOUT && ctx->opts->capture_stdout)
 		sb_buf_append(&ctx->out, chunk, (size_t)n);
-	split_feed(ctx, &ctx->split[stream], chunk, (size_t)n);
+	if (stream == SB_STREAM_STDOUT && ctx->opts->on_stdout)
+		ctx->opts->on_stdout(ctx->opts->userdata, chunk, (size_t)n);
+	else
+		split_feed(ctx, &ctx->split[stream], chunk, (size_t)n);
 	return true;
 }
 
@@ -532,6 +535,9 @@ int sb_run(const struct sb_run_opts *opts, struct sb_run_result *result)
 	int fds[2] = {out_p[0], err_p[0]};
 	for (int i = 0; i < 2; i++)
 		fcntl(fds[i], F_SETFL, O_NONBLOCK);
+	/* A bulk stream: a larger pipe means fewer wake-ups per megabyte (best effort). */
+	if (opts->on_stdout)
+		fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
 	int in_fd = in_p[1];
 	size_t in_off = 0;
 	if (in_fd >= 0) {

@@ -43,6 +43,12 @@ struct sb_run_opts {
 	 * restic needs SIGINT: only then does it remove its repository lock.
 	 */
 	int term_signal;
+	/**
+	 * Raw stdout: when set, stdout is not split into lines (nor given to
+	 * on_line) but handed over chunk by chunk as it arrives, byte-exact
+	 * (`restic dump` streams binary file contents).
+	 */
+	void (*on_stdout)(void *userdata, const char *data, size_t len);
 };
 
 enum sb_run_outcome {
