@@ -163,9 +163,8 @@ static int draw_menu(struct run *r, struct tui *t, const struct tui_rect *rc, in
 					    : xstrdup("no RCLONE_REMOTE configured");
 	cleanup_free char *b = xasprintf(" b  %s (%zu of %zu enabled)", tui_run_kind_title(SB_JOB_BACKUP),
 					 r->enabled, r->stacks);
-	cleanup_free char *s = xasprintf(" s  %s: %s", tui_run_kind_title(SB_JOB_SYNC), remote);
-	cleanup_free char *re = xasprintf(" r  %s into %s (f force: %s)", tui_run_kind_title(SB_JOB_RESTORE),
-					  t->cfg.restore_dir ? t->cfg.restore_dir : "RESTORE_DIR",
+	cleanup_free char *s = xasprintf(" s  %s (%s)", tui_run_kind_title(SB_JOB_SYNC), remote);
+	cleanup_free char *re = xasprintf(" r  %s (f force: %s)", tui_run_kind_title(SB_JOB_RESTORE),
 					  onoff(r->force));
 	cleanup_free char *c = xasprintf(" c  %s (R read all data: %s)", tui_run_kind_title(SB_JOB_CHECK),
 					 onoff(r->read_data));

@@ -752,6 +752,17 @@ void tui_run_progress(struct tui_run_view *v, enum sb_job_state st, const struct
 	v->progress = *p;
 }
 
+char *tui_log_line_short(const char *line)
+{
+	/* "2024-05-01T12:00:03Z info: ..." -> "12:00:03 info: ..." */
+	struct tm tm;
+	const char *end = strptime(line, "%Y-%m-%dT%H:%M:%SZ ", &tm);
+	if (!end || strlen(line) < 21 || line[10] != 'T')
+		return tui_sanitize(line);
+	cleanup_free char *rest = tui_sanitize(end);
+	return xasprintf("%.8s %s", line + 11, rest);
+}
+
 void tui_run_log(struct tui_run_view *v, const char *line)
 {
 	if (v->log.n >= TUI_RUN_LOG_KEEP) {
@@ -760,14 +771,25 @@ void tui_run_log(struct tui_run_view *v, const char *line)
 		v->log.n--;
 		v->log.v[v->log.n] = NULL;
 	}
-	sb_strv_push_owned(&v->log, tui_sanitize(line));
+	sb_strv_push_owned(&v->log, tui_log_line_short(line));
 }
 
 void tui_run_reports(struct tui_run_view *v, struct sb_job *job)
 {
 	pthread_mutex_lock(&job->mu);
+	bool final = sb_job_state_final(job->state);
 	for (size_t i = 0; i < job->n_reports; i++) {
 		const struct sb_stack_report *r = &job->reports[i];
+		/*
+		 * The engine lists a stack when its turn starts, as failed with
+		 * no error until its real result is committed; a failure it
+		 * commits always names its cause. Until the job ends, such a
+		 * placeholder is not a result.
+		 */
+		if (!final && r->result == SB_STACK_FAILED && !r->error) {
+			run_stack(v, r->name);
+			continue;
+		}
 		struct tui_run_stack *s = run_stack(v, r->name);
 		s->finished = true;
 		s->has_result = true;
@@ -811,8 +833,9 @@ void tui_run_failed(struct tui_run_view *v, const char *err)
 
 double tui_run_overall_percent(const struct tui_run_view *v)
 {
-	if (v->phase == TUI_RUN_DONE)
-		return 100;
+	/* A finished job is whole only if it went through stacks; otherwise no bar at all. */
+	if (v->phase == TUI_RUN_DONE || v->phase == TUI_RUN_ERROR)
+		return v->n_stacks > 0 ? 100 : -1;
 	const struct sb_job_progress *p = &v->progress;
 	if (p->stack_count <= 0 || p->stack_index <= 0)
 		return -1;
@@ -827,11 +850,11 @@ const char *tui_run_kind_title(enum sb_job_kind kind)
 	case SB_JOB_BACKUP:
 		return "Stage 1: back up the enabled stacks";
 	case SB_JOB_SYNC:
-		return "Stage 2: check the repository and sync it to the cloud";
+		return "Stage 2: check the repository, sync it to the cloud";
 	case SB_JOB_RESTORE:
-		return "Stage 3: copy the repository back from the cloud and verify it";
+		return "Stage 3: copy the repository back from the cloud";
 	case SB_JOB_CHECK:
-		return "Check the repository's integrity";
+		return "check the repository";
 	case SB_JOB_FORGET:
 		return "Apply the retention policy";
 	case SB_JOB_RESTORE_STACK:
@@ -869,11 +892,22 @@ char *tui_run_headline(const struct tui_run_view *v, enum tui_tone *tone)
 	return sb_buf_steal(&b);
 }
 
+int tui_run_name_width(const struct tui_run_view *v)
+{
+	int w = 8;
+	for (size_t i = 0; i < v->n_stacks; i++) {
+		int n = tui_text_width(v->stacks[i].name);
+		if (n > w)
+			w = n;
+	}
+	return w > 24 ? 24 : w;
+}
+
 char *tui_run_stack_line(const struct tui_run_view *v, const struct tui_run_stack *s,
 			 enum tui_tone *tone)
 {
 	struct sb_buf b = {0};
-	sb_buf_printf(&b, "%-20s ", s->name);
+	sb_buf_printf(&b, "%-*s ", tui_run_name_width(v), s->name);
 	if (!s->has_result) {
 		bool current = !s->finished && strcmp(v->progress.stack, s->name) == 0 &&
 			       v->phase == TUI_RUN_RUNNING;

@@ -251,9 +251,19 @@ void tui_run_free(struct tui_run_view *v);
 void tui_run_started(struct tui_run_view *v, int job_id, bool daemon);
 /* A progress report: a change of stack closes the previous stack's turn. */
 void tui_run_progress(struct tui_run_view *v, enum sb_job_state st, const struct sb_job_progress *p);
-/* One log line (kept sanitized; the oldest go beyond TUI_RUN_LOG_KEEP). */
+/*
+ * A job log line for the screen: the engine's "2024-05-01T12:00:03Z
+ * info: text" loses its date ("12:00:03 info: text"), the rest is
+ * sanitized. Caller frees.
+ */
+char *tui_log_line_short(const char *line);
+/* One log line (shortened and sanitized; the oldest go beyond TUI_RUN_LOG_KEEP). */
 void tui_run_log(struct tui_run_view *v, const char *line);
-/* Per-stack results known so far (the job's reports; takes job->mu). */
+/*
+ * Per-stack results known so far (the job's reports; takes job->mu).
+ * A stack whose turn runs is listed, without a result, until the
+ * engine commits it.
+ */
 void tui_run_reports(struct tui_run_view *v, struct sb_job *job);
 /* The job ended: its final state, reports, summary and error. */
 void tui_run_finished(struct tui_run_view *v, struct sb_job *job);
@@ -278,6 +288,8 @@ char *tui_run_stack_line(const struct tui_run_view *v, const struct tui_run_stac
  * the current one's share; -1 when the job does not count stacks.
  */
 double tui_run_overall_percent(const struct tui_run_view *v);
+/* The width of the name column in the run's stack lines (the longest name, 8 to 24). */
+int tui_run_name_width(const struct tui_run_view *v);
 /* What the run of kind does, for the run menu: "Stage 1: back up the enabled stacks". */
 const char *tui_run_kind_title(enum sb_job_kind kind);
 
