@@ -16,11 +16,23 @@
 /* The command table: drives dispatch, help and shell completion. */
 static const struct cli_cmd *const commands[] = {
 	&cmd_config,
+	&cmd_status,
 	&cmd_list,
 	&cmd_enable,
 	&cmd_disable,
 	&cmd_discover,
+	&cmd_init,
+	&cmd_backup,
+	&cmd_sync,
+	&cmd_restore,
+	&cmd_check,
+	&cmd_snapshots,
+	&cmd_forget,
+	&cmd_recover,
 	&cmd_doctor,
+	&cmd_mount,
+	&cmd_umount,
+	&cmd_wait,
 	NULL,
 };
 
