@@ -460,6 +460,9 @@ void sb_queue_status(struct sb_queue *q, struct sb_status_snapshot *snap)
 		snap->has_last = true;
 	}
 	pthread_mutex_unlock(&q->mu);
+	/* An in-process CLI run (or our own recovery) holds the job lock without a queued job. */
+	if (!snap->running)
+		snap->running = sb_lock_holder(q->cfg) != 0;
 	if (!snap->has_last) {
 		/* Nothing finished since the daemon started: the last run before it. */
 		struct sb_status_snapshot disk;
