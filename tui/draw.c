@@ -240,6 +240,9 @@ bool tui_pager_key(struct tui *t, struct tui_pager *pg, const struct tui_key *k)
 void tui_pager_draw(struct tui *t, struct tui_pager *pg, const struct tui_rect *r)
 {
 	struct tui_rect tr = *r;
+	/* The same left margin as the other screens' text. */
+	tr.x = r->x + 1;
+	tr.w = r->w - 1;
 	if (pg->search.active)
 		tr.h--;
 	pg->height = tr.h > 0 ? tr.h : 1;

@@ -233,8 +233,11 @@ static void draw_header(struct tui *t)
 
 static void draw_footer(struct tui *t, const char *keys)
 {
-	/* The tabs in the header show the number keys; the footer lists this screen's. */
-	cleanup_free char *s = xasprintf(" %s q:quit", keys);
+	/*
+	 * The tabs in the header show the number keys; the footer lists the
+	 * screen's keys as the screen words them (q is text while typing).
+	 */
+	cleanup_free char *s = xasprintf(" %s", keys);
 	attr_t a = tui_bar_attr(t);
 	tui_put_attr(t, t->rows - 1, 0, t->cols, s, a);
 }

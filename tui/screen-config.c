@@ -125,7 +125,7 @@ static const char *config_footer(void *data, struct tui *t)
 	(void)t;
 	if (c->pager.search.active)
 		return "type text to find  enter:search esc:cancel";
-	return "up/down/pgup/pgdn:scroll /:search n/N:next/prev r:validate again";
+	return "arrows/pgup/pgdn:scroll /:search n/N:next/prev r:validate again q:quit";
 }
 
 const struct tui_screen tui_screen_config = {

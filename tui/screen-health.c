@@ -200,7 +200,7 @@ static const char *health_footer(void *data, struct tui *t)
 {
 	(void)data;
 	(void)t;
-	return "r:run the checks again up/down/pgup/pgdn:scroll";
+	return "r:run the checks again arrows/pgup/pgdn:scroll q:quit";
 }
 
 const struct tui_screen tui_screen_health = {

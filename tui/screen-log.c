@@ -176,7 +176,7 @@ static const char *log_footer(void *data, struct tui *t)
 	(void)t;
 	if (l->pager.search.active)
 		return "type text to find  enter:search esc:cancel";
-	return "up/down/pgup/pgdn:scroll g/G:start/end /:search n/N:next/prev s:source";
+	return "arrows/pgup/pgdn:scroll g/G:start/end /:search n/N:next s:source q:quit";
 }
 
 const struct tui_screen tui_screen_log = {

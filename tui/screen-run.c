@@ -273,8 +273,8 @@ static const char *run_footer(void *data, struct tui *t)
 {
 	(void)data;
 	if (tui_jobs_busy(&t->jobs))
-		return "x:cancel up/down/pgup/pgdn:scroll log end:follow";
-	return "b:backup s:sync r:restore c:check d:dry-run f:force R:read-data";
+		return "x:cancel arrows/pgup/pgdn:scroll the log end:follow q:quit";
+	return "b:backup s:sync r:restore c:check d:dry-run f:force R:read-data q:quit";
 }
 
 const struct tui_screen tui_screen_run = {

@@ -598,7 +598,7 @@ static const char *stacks_footer(void *data, struct tui *t)
 	(void)t;
 	if (s->filter.active)
 		return "type a glob (web*) or text  enter:keep esc:cancel ^U:clear";
-	return "spc:toggle a:all n:none /:filter b:backup d:dry-run B:one enter:snaps";
+	return "spc:toggle a:all n:none /:filter b:backup d:dry-run B:one enter:snaps q:quit";
 }
 
 const struct tui_screen tui_screen_stacks = {

@@ -60,7 +60,7 @@ struct tui_screen {
 	/* Called before each draw while the screen is shown: pick up what the threads learned. */
 	void (*update)(void *data, struct tui *t);
 	void (*draw)(void *data, struct tui *t, const struct tui_rect *r);
-	/* The keys the footer lists now ("space toggle  a all ..."). */
+	/* The keys the footer lists now, global ones included ("spc:toggle a:all ... q:quit"). */
 	const char *(*footer)(void *data, struct tui *t);
 };
 

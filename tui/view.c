@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <wchar.h>
 
@@ -1100,45 +1101,72 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-void tui_snapshot_stacks(const struct sb_selection *sel, const struct sb_snapshot_list *l,
+void tui_snapshot_stacks(const struct sb_selection *sel, const struct sb_strv *with_snapshots,
 			 struct sb_strv *out)
 {
 	for (size_t i = 0; sel && i < sel->n; i++)
 		if (!sb_strv_contains(out, sel->stacks[i].name))
 			sb_strv_push(out, sel->stacks[i].name);
 	size_t first_extra = out->n;
-	for (size_t i = 0; l && i < l->n; i++)
-		if (l->v[i].stack && !sb_strv_contains(out, l->v[i].stack))
-			sb_strv_push(out, l->v[i].stack);
+	for (size_t i = 0; with_snapshots && i < with_snapshots->n; i++)
+		if (!sb_strv_contains(out, with_snapshots->v[i]))
+			sb_strv_push(out, with_snapshots->v[i]);
 	if (out->n > first_extra)
 		qsort(out->v + first_extra, out->n - first_extra, sizeof(char *), cmp_str);
 }
 
-size_t tui_snapshots_for(const struct sb_snapshot_list *l, const char *stack, size_t **out)
-{
-	*out = NULL;
-	size_t n = 0;
-	for (size_t i = 0; i < l->n; i++)
-		n += l->v[i].stack && strcmp(l->v[i].stack, stack) == 0;
-	if (n == 0)
-		return 0;
-	*out = xcalloc(n, sizeof(**out));
-	size_t k = 0;
-	/* The list is sorted oldest first; the screen shows the newest on top. */
-	for (size_t i = l->n; i-- > 0;)
-		if (l->v[i].stack && strcmp(l->v[i].stack, stack) == 0)
-			(*out)[k++] = i;
-	return n;
-}
-
-char *tui_snapshot_line(const struct sb_snapshot *s)
+char *tui_snapshot_line(const struct sb_snapview_snap *s)
 {
 	char when[32] = "unknown time";
-	if (s->time_utc > 0) {
+	if (s->time > 0) {
 		struct tm tm;
-		gmtime_r(&s->time_utc, &tm);
+		gmtime_r(&s->time, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
 	}
-	return xasprintf("%s  %-8s  %s  %s", when, s->short_id ? s->short_id : "?",
-			 s->hostname ? s->hostname : "?", s->paths.n ? s->paths.v[0] : "");
+	return xasprintf("%s  %s", when, s->short_id);
+}
+
+static char type_char(mode_t m)
+{
+	return S_ISDIR(m) ? 'd' : S_ISLNK(m) ? 'l' : S_ISREG(m) ? '-' : S_ISFIFO(m) ? 'p' : S_ISSOCK(m) ? 's'
+	       : S_ISCHR(m) ? 'c' : S_ISBLK(m) ? 'b' : '?';
+}
+
+char *tui_tree_entry_line(const struct sb_snaptree *t, sb_snode_id id)
+{
+	struct stat st;
+	sb_snaptree_stat(t, id, &st);
+	char perms[10];
+	static const char rwx[] = "rwxrwxrwx";
+	for (int i = 0; i < 9; i++)
+		perms[i] = st.st_mode & (0400 >> i) ? rwx[i] : '-';
+	perms[9] = '\0';
+	char size[32] = "";
+	if (S_ISREG(st.st_mode))
+		sb_format_bytes((uint64_t)st.st_size, size, sizeof(size));
+	char when[32] = "";
+	struct tm tm;
+	time_t mt = st.st_mtime;
+	if (gmtime_r(&mt, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+	cleanup_free char *name = tui_sanitize(sb_snaptree_name(t, id));
+	const char *link = S_ISLNK(st.st_mode) ? sb_snaptree_link(t, id) : NULL;
+	cleanup_free char *target = link ? tui_sanitize(link) : NULL;
+	return xasprintf("%c%s %10s  %s  %s%s%s%s", type_char(st.st_mode), perms, size, when, name,
+			 S_ISDIR(st.st_mode) ? "/" : "", target ? " -> " : "", target ? target : "");
+}
+
+char *tui_copy_destination(const char *dir, const char *name, const char *home)
+{
+	cleanup_free char *base = NULL;
+	if (home && *home && (strcmp(dir, "~") == 0 || sb_str_has_prefix(dir, "~/")))
+		base = xasprintf("%s%s", home, dir + 1);
+	else
+		base = xstrdup(dir);
+	size_t len = strlen(base);
+	while (len > 1 && base[len - 1] == '/')
+		base[--len] = '\0';
+	if (!name || !*name)
+		return xstrdup(base);
+	return xasprintf("%s%s%s", base, strcmp(base, "/") == 0 ? "" : "/", name);
 }

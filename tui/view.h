@@ -19,6 +19,8 @@
 #include "stackback/doctor.h"
 #include "stackback/job.h"
 #include "stackback/restic.h"
+#include "stackback/snaptree.h"
+#include "stackback/snapview.h"
 #include "stackback/stacks.h"
 #include "stackback/util.h"
 
@@ -337,13 +339,24 @@ char *tui_health_summary(const struct sb_doctor_check *checks, const bool *done,
 /*
  * The stacks the snapshots screen lists: the selection's, in its order,
  * then those that only have snapshots (a stack since removed), by name.
+ * with_snapshots may be NULL.
  */
-void tui_snapshot_stacks(const struct sb_selection *sel, const struct sb_snapshot_list *l,
+void tui_snapshot_stacks(const struct sb_selection *sel, const struct sb_strv *with_snapshots,
 			 struct sb_strv *out);
-/* Indexes into l of stack's snapshots, newest first. Returns the count; *out allocated (caller frees), NULL when 0. */
-size_t tui_snapshots_for(const struct sb_snapshot_list *l, const char *stack, size_t **out);
 
-/* "2024-05-01 12:00:03  1a2b3c4d  host  /opt/docker-stacks/web". Caller frees. */
-char *tui_snapshot_line(const struct sb_snapshot *s);
+/* A snapshot in a list: "2024-05-01 12:00:03  1a2b3c4d" (UTC). Caller frees. */
+char *tui_snapshot_line(const struct sb_snapview_snap *s);
+
+/*
+ * An entry of a snapshot directory: "d rwxr-xr-x   4.0 KiB  2024-05-01
+ * 12:00  name/", symlinks with " -> target". Caller frees.
+ */
+char *tui_tree_entry_line(const struct sb_snaptree *t, sb_snode_id id);
+
+/*
+ * Where `g` copies an entry: dir/name, or dir itself when name is empty
+ * (the snapshot's root). dir "~" or "~/..." is taken from home. Caller frees.
+ */
+char *tui_copy_destination(const char *dir, const char *name, const char *home);
 
 #endif

@@ -20,6 +20,7 @@
 #include "stackback/config.h"
 #include "stackback/state.h"
 #include "stackback/status.h"
+#include "stackback/snaptree.h"
 #include "stackback/util.h"
 #include "view.h"
 
@@ -529,23 +530,21 @@ static void test_stack_snapshot_counts(void **state)
 	assert_int_equal(tui_stack_list_find(&l, "web")->snapshots, 2);
 	assert_int_equal(tui_stack_list_find(&l, "db")->snapshots, 1);
 	assert_int_equal(tui_stack_list_find(&l, "mail")->snapshots, 0);
-	struct sb_strv names = {0};
-	tui_snapshot_stacks(&sel, &snaps, &names);
-	assert_int_equal(names.n, 6);
+	struct sb_strv with = {0}, names = {0};
+	sb_strv_push(&with, "web");
+	sb_strv_push(&with, "zz-gone");
+	sb_strv_push(&with, "gone");
+	tui_snapshot_stacks(&sel, &with, &names);
+	assert_int_equal(names.n, 7);
 	assert_string_equal(names.v[0], "web");
 	assert_string_equal(names.v[4], "mail");
-	assert_string_equal(names.v[5], "gone"); /* only in the repository: listed after */
+	assert_string_equal(names.v[5], "gone"); /* only in the repository: listed after, by name */
+	assert_string_equal(names.v[6], "zz-gone");
 	sb_strv_free(&names);
-	size_t *idx;
-	assert_int_equal(tui_snapshots_for(&snaps, "web", &idx), 2);
-	assert_string_equal(snaps.v[idx[0]].id, "bb"); /* newest first */
-	assert_string_equal(snaps.v[idx[1]].id, "aa");
-	free(idx);
-	assert_int_equal(tui_snapshots_for(&snaps, "mail", &idx), 0);
-	assert_null(idx);
-	char *line = tui_snapshot_line(&snaps.v[0]);
-	assert_string_equal(line, "2024-05-01 12:00:00  aa        ?  /x");
-	free(line);
+	tui_snapshot_stacks(&sel, NULL, &names);
+	assert_int_equal(names.n, 5);
+	sb_strv_free(&names);
+	sb_strv_free(&with);
 	sb_snapshot_list_free(&snaps);
 	tui_stack_list_free(&l);
 	sb_selection_free(&sel);
@@ -634,6 +633,74 @@ static void test_stack_cells_and_layout(void **state)
 	assert_int_equal(c[TUI_COL_NAME].tone, TUI_TONE_BAD);
 	assert_string_equal(c[TUI_COL_ON].text, "[ ]");
 	assert_string_equal(tui_stack_heading(TUI_COL_SNAPS), "SNAPS");
+}
+
+static void test_snapshot_lines_and_tree(void **state)
+{
+	(void)state;
+	struct sb_snapview_snap snap = {.id = "1a2b3c4d5e6f", .short_id = "1a2b3c4d", .time = 1714564803};
+	char *s = tui_snapshot_line(&snap);
+	assert_string_equal(s, "2024-05-01 12:00:03  1a2b3c4d");
+	free(s);
+
+	/* A real `restic ls --json` shape, through the core's own tree builder. */
+	static const char *const ls[] = {
+		"{\"time\":\"2024-05-01T12:00:03Z\",\"tree\":\"ab\",\"paths\":[\"/srv/web\"],\"hostname\":\"h\","
+		"\"id\":\"1a2b3c4d5e6f\",\"short_id\":\"1a2b3c4d\",\"struct_type\":\"snapshot\"}",
+		"{\"name\":\"data\",\"type\":\"dir\",\"path\":\"/srv/web/data\",\"uid\":0,\"gid\":0,\"size\":0,"
+		"\"mode\":2147484141,\"mtime\":\"2024-05-01T11:00:00Z\",\"struct_type\":\"node\"}",
+		"{\"name\":\"db.sql\",\"type\":\"file\",\"path\":\"/srv/web/data/db.sql\",\"uid\":0,\"gid\":0,"
+		"\"size\":1572864,\"mode\":416,\"mtime\":\"2024-05-01T11:30:00Z\",\"struct_type\":\"node\"}",
+		"{\"name\":\"cur\",\"type\":\"symlink\",\"path\":\"/srv/web/cur\",\"uid\":0,\"gid\":0,"
+		"\"size\":4,\"mode\":134218239,\"mtime\":\"2024-05-01T11:00:00Z\",\"struct_type\":\"node\"}",
+	};
+	struct sb_snaptree_builder *b = sb_snaptree_builder_new(NULL);
+	char *err = NULL;
+	for (size_t i = 0; i < SB_ARRAY_SIZE(ls); i++)
+		assert_int_equal(sb_snaptree_builder_feed_json(b, ls[i], strlen(ls[i]), &err), 0);
+	const char *longl = "Lrwxrwxrwx     0     0      4 2024-05-01 11:00:00 /srv/web/cur -> data";
+	sb_snaptree_builder_feed_long(b, longl, strlen(longl));
+	struct sb_snaptree *t = sb_snaptree_builder_finish(b, &err);
+	assert_non_null(t);
+	sb_snaptree_builder_free(b);
+	sb_snode_id id;
+	assert_int_equal(sb_snaptree_lookup(t, "data", &id), 0);
+	s = tui_tree_entry_line(t, id);
+	assert_string_equal(s, "drwxr-xr-x             2024-05-01 11:00  data/");
+	free(s);
+	assert_int_equal(sb_snaptree_lookup(t, "data/db.sql", &id), 0);
+	s = tui_tree_entry_line(t, id);
+	assert_string_equal(s, "-rw-r-----    1.5 MiB  2024-05-01 11:30  db.sql");
+	free(s);
+	assert_int_equal(sb_snaptree_lookup(t, "cur", &id), 0);
+	s = tui_tree_entry_line(t, id);
+	assert_non_null(strstr(s, "cur -> data"));
+	assert_int_equal(s[0], 'l');
+	free(s);
+	sb_snaptree_unref(t);
+}
+
+static void test_copy_destination(void **state)
+{
+	(void)state;
+	char *s = tui_copy_destination("/tmp/out/", "db.sql", "/root");
+	assert_string_equal(s, "/tmp/out/db.sql");
+	free(s);
+	s = tui_copy_destination("~/restored", "data", "/home/me");
+	assert_string_equal(s, "/home/me/restored/data");
+	free(s);
+	s = tui_copy_destination("~", "data", "/home/me");
+	assert_string_equal(s, "/home/me/data");
+	free(s);
+	s = tui_copy_destination("/", "x", NULL);
+	assert_string_equal(s, "/x");
+	free(s);
+	s = tui_copy_destination("~/a", "x", NULL); /* no home: taken as written */
+	assert_string_equal(s, "~/a/x");
+	free(s);
+	s = tui_copy_destination("/tmp/whole", "", "/root");
+	assert_string_equal(s, "/tmp/whole");
+	free(s);
 }
 
 /* ---- a run ---- */
@@ -928,6 +995,8 @@ int main(void)
 		cmocka_unit_test(test_stack_list_reload_keeps_what_was_learned),
 		cmocka_unit_test(test_stack_snapshot_counts),
 		cmocka_unit_test(test_stack_cells_and_layout),
+		cmocka_unit_test(test_snapshot_lines_and_tree),
+		cmocka_unit_test(test_copy_destination),
 		cmocka_unit_test(test_run_view),
 		cmocka_unit_test(test_run_log_ring),
 		cmocka_unit_test(test_run_overall),
