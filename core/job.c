@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "job-internal.h"
+#include "stackback/metrics.h"
+#include "stackback/notify.h"
 #include "stackback/stacks.h"
 #include "stackback/state.h"
 #include "stackback/util.h"
@@ -500,6 +502,7 @@ enum sb_job_state sb_job_execute(const struct sb_config *cfg, struct sb_job *job
 
 	cleanup_free char *words = sb_job_request_describe(&job->req);
 	sb_info("job %d: %s %s started", job->id, kind_names[job->req.kind], words);
+	sb_notify_job_start(cfg, job);
 	int rc = runners[job->req.kind](cfg, job);
 
 	bool cancelled = atomic_load(&job->cancel);
@@ -514,6 +517,9 @@ enum sb_job_state sb_job_execute(const struct sb_config *cfg, struct sb_job *job
 	if (job->id > 0 && !job->req.dry_run)
 		persist(cfg, job);
 	sb_log_set_thread_observer(NULL, NULL);
+	/* After the report is persisted: neither may change what it says. */
+	sb_metrics_record_job(cfg, job);
+	sb_notify_job_end(cfg, job);
 	notify(job);
 	return final;
 }

@@ -1,0 +1,379 @@
+/*
+ * The Prometheus text exposition (format 0.0.4) behind the mount's
+ * `metrics` file and `stackback metrics`, and the bookkeeping that lets
+ * it answer from STATE_DIR alone (metrics.h).
+ *
+ * Every sample is a gauge; samples of one metric follow its # HELP and
+ * # TYPE lines; a value that is unknown (a stack never backed up) is
+ * left out rather than reported as 0.
+ */
+#include "stackback/metrics.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb-build-config.h"
+#include "stackback/cloud.h"
+#include "stackback/log.h"
+#include "stackback/restic.h"
+#include "stackback/state.h"
+#include "stackback/status.h"
+#include "stackback/util.h"
+
+#define METRICS_STATE "metrics.json"
+/* Counting snapshots opens the repository (~0.7 s); a listing of a big one takes a few seconds. */
+#define COUNT_TIMEOUT_S 120
+
+/* ---- reading state files: wrong types read as absent ---- */
+
+static struct json_object *member(struct json_object *o, const char *key, enum json_type type)
+{
+	struct json_object *v;
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type))
+		return NULL;
+	return v;
+}
+
+static const char *member_str(struct json_object *o, const char *key)
+{
+	struct json_object *v = member(o, key, json_type_string);
+	return v ? json_object_get_string(v) : NULL;
+}
+
+static bool member_num(struct json_object *o, const char *key, double *out)
+{
+	struct json_object *v;
+	if (!o || !json_object_object_get_ex(o, key, &v) ||
+	    !(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)))
+		return false;
+	*out = json_object_get_double(v);
+	return true;
+}
+
+/* A state file that must hold an object: anything else reads as absent (NULL). */
+static struct json_object *read_object(const struct sb_config *cfg, const char *rel)
+{
+	struct json_object *o = sb_state_read_json(cfg, rel);
+	if (o && !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static struct json_object *read_last_backup(const struct sb_config *cfg, const char *name)
+{
+	/* The name becomes a path: only names the stack rule allows. */
+	if (!sb_stack_name_valid(name))
+		return NULL;
+	cleanup_free char *rel = xasprintf("stacks/%s.json", name);
+	return read_object(cfg, rel);
+}
+
+/* ---- recording ---- */
+
+/* The object at o[key], created (or replaced if it is not an object). Borrowed. */
+static struct json_object *child_object(struct json_object *o, const char *key)
+{
+	struct json_object *v = member(o, key, json_type_object);
+	if (!v) {
+		v = json_object_new_object();
+		json_object_object_add(o, key, v);
+	}
+	return v;
+}
+
+static void record_successes(struct json_object *m, struct sb_job *job)
+{
+	pthread_mutex_lock(&job->mu);
+	if (job->req.kind == SB_JOB_BACKUP) {
+		struct json_object *stacks = child_object(m, "stacks");
+		for (size_t i = 0; i < job->n_reports; i++) {
+			const struct sb_stack_report *r = &job->reports[i];
+			if (r->result != SB_STACK_OK)
+				continue;
+			struct json_object *s = child_object(stacks, r->name);
+			json_object_object_add(s, "last_success", json_object_new_double(r->started_at + r->duration_s));
+		}
+	}
+	if (job->req.kind == SB_JOB_SYNC && job->state == SB_JOB_OK) {
+		struct json_object *sync = child_object(m, "sync");
+		json_object_object_add(sync, "last_success", json_object_new_double(job->finished_at));
+	}
+	pthread_mutex_unlock(&job->mu);
+}
+
+/* One `restic snapshots` after a job that adds or removes snapshots. Returns 0 or -1 with *err. */
+static int count_snapshots(const struct sb_config *cfg, struct sb_job *job, struct json_object *m, char **err)
+{
+	struct sb_restic r;
+	if (sb_restic_open(&r, cfg, cfg->restic_repository, err) < 0)
+		return -1;
+	if (r.timeout_s <= 0 || r.timeout_s > COUNT_TIMEOUT_S)
+		r.timeout_s = COUNT_TIMEOUT_S;
+	r.cancel = &job->cancel;
+	struct sb_snapshot_list l;
+	int rc = sb_restic_snapshots(&r, NULL, &l, err);
+	sb_restic_close(&r);
+	if (rc < 0)
+		return -1;
+
+	/* Stacks whose last snapshot was forgotten count 0: every stack starts from there. */
+	struct json_object *stacks = child_object(m, "stacks");
+	json_object_object_foreach(stacks, name, entry) {
+		(void)name;
+		if (json_object_is_type(entry, json_type_object))
+			json_object_object_add(entry, "snapshots", json_object_new_int64(0));
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		if (!l.v[i].stack || !sb_stack_name_valid(l.v[i].stack))
+			continue;
+		struct json_object *s = child_object(stacks, l.v[i].stack);
+		double n = 0;
+		member_num(s, "snapshots", &n);
+		json_object_object_add(s, "snapshots", json_object_new_int64((int64_t)n + 1));
+	}
+	json_object_object_add(m, "snapshots_total", json_object_new_int64((int64_t)l.n));
+	json_object_object_add(m, "snapshots_counted_at", json_object_new_double(sb_now_wall()));
+	sb_snapshot_list_free(&l);
+	return 0;
+}
+
+void sb_metrics_record_job(const struct sb_config *cfg, struct sb_job *job)
+{
+	if (job->id <= 0 || job->req.dry_run)
+		return;
+	struct json_object *m = read_object(cfg, METRICS_STATE);
+	if (!m)
+		m = json_object_new_object();
+	record_successes(m, job);
+
+	enum sb_job_kind kind = job->req.kind;
+	if ((kind == SB_JOB_BACKUP || kind == SB_JOB_FORGET || kind == SB_JOB_RESTORE_STACK) &&
+	    !atomic_load(&job->cancel)) {
+		cleanup_free char *err = NULL;
+		if (count_snapshots(cfg, job, m, &err) < 0)
+			sb_debug("snapshot counts for metrics not updated: %s", err);
+	}
+	int rc = sb_state_write_json(cfg, METRICS_STATE, m);
+	if (rc < 0)
+		sb_warn("cannot record metrics in '%s/%s': %s", cfg->state_dir, METRICS_STATE, strerror(-rc));
+	json_object_put(m);
+}
+
+int sb_metrics_write_textfile(const char *path, const char *text, char **err)
+{
+	int rc = sb_write_file_atomic(path, text, strlen(text), 0644);
+	if (rc < 0) {
+		*err = xasprintf("cannot write metrics to '%s': %s", path, strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- rendering ---- */
+
+/* Label values: backslash, double quote and newline are escaped (the format's only escapes). */
+static void put_label(struct sb_buf *b, const char *value)
+{
+	for (const char *p = value; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			sb_buf_printf(b, "\\%c", *p);
+		else if (*p == '\n')
+			sb_buf_puts(b, "\\n");
+		else
+			sb_buf_append(b, p, 1);
+	}
+}
+
+static void head(struct sb_buf *b, const char *name, const char *help)
+{
+	sb_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+}
+
+static void sample(struct sb_buf *b, const char *name, double value)
+{
+	sb_buf_printf(b, "%s %.17g\n", name, value);
+}
+
+static void labelled(struct sb_buf *b, const char *name, const char *label, const char *value, double v)
+{
+	sb_buf_printf(b, "%s{%s=\"", name, label);
+	put_label(b, value);
+	sb_buf_printf(b, "\"} %.17g\n", v);
+}
+
+/* What one stack's samples come from. */
+struct stack_src {
+	const char *name;
+	bool enabled;
+	struct json_object *last;   /* stacks/NAME.json, owned */
+	struct json_object *kept;   /* metrics.json stacks.NAME, borrowed */
+};
+
+enum stack_value {
+	V_ENABLED,
+	V_LAST_TIME,
+	V_LAST_SUCCESS,
+	V_SUCCESS_TIME,
+	V_DURATION,
+	V_DOWNTIME,
+	V_BYTES,
+	V_SNAPSHOTS,
+};
+
+static const struct {
+	const char *name;
+	const char *help;
+} stack_metrics[] = {
+	[V_ENABLED] = {"stackback_stack_enabled", "Whether the stack is selected for backup (1) or not (0)."},
+	[V_LAST_TIME] = {"stackback_stack_last_backup_timestamp_seconds", "When the stack's last backup ended, whatever its result (Unix time)."},
+	[V_LAST_SUCCESS] = {"stackback_stack_last_backup_success", "Whether the stack's last backup succeeded (1) or not (0)."},
+	[V_SUCCESS_TIME] = {"stackback_stack_last_success_timestamp_seconds", "When the stack's last successful backup ended (Unix time)."},
+	[V_DURATION] = {"stackback_stack_last_backup_duration_seconds", "How long the stack's last backup took."},
+	[V_DOWNTIME] = {"stackback_stack_last_backup_downtime_seconds", "How long the stack was stopped by its last backup."},
+	[V_BYTES] = {"stackback_stack_last_backup_bytes_added", "Bytes the stack's last backup added to the repository."},
+	[V_SNAPSHOTS] = {"stackback_stack_snapshots", "Snapshots of the stack in the repository, as counted after the last job that changed them."},
+};
+
+/* Returns whether the stack has a value for v (then *out). */
+static bool stack_value(const struct stack_src *s, enum stack_value v, bool counted, double *out)
+{
+	double start = 0, dur = 0;
+	switch (v) {
+	case V_ENABLED:
+		*out = s->enabled;
+		return true;
+	case V_LAST_TIME:
+		if (!member_num(s->last, "started_at", &start))
+			return false;
+		member_num(s->last, "duration_s", &dur);
+		*out = start + dur;
+		return true;
+	case V_LAST_SUCCESS: {
+		const char *r = member_str(s->last, "result");
+		if (!r)
+			return false;
+		*out = strcmp(r, "ok") == 0;
+		return true;
+	}
+	case V_SUCCESS_TIME:
+		return member_num(s->kept, "last_success", out);
+	case V_DURATION:
+		return member_num(s->last, "duration_s", out);
+	case V_DOWNTIME:
+		return member_num(s->last, "downtime_s", out);
+	case V_BYTES:
+		return member_num(s->last, "bytes_added", out);
+	case V_SNAPSHOTS:
+		if (member_num(s->kept, "snapshots", out))
+			return true;
+		/* Counted, and none of them is this stack's. */
+		*out = 0;
+		return counted;
+	}
+	return false;
+}
+
+static void render_stacks(struct sb_buf *b, const struct sb_config *cfg, const struct sb_selection *sel,
+			  struct json_object *kept)
+{
+	struct json_object *kept_stacks = member(kept, "stacks", json_type_object);
+	double counted_at;
+	bool counted = member_num(kept, "snapshots_counted_at", &counted_at);
+	struct stack_src *src = xcalloc(sel->n ? sel->n : 1, sizeof(*src));
+	for (size_t i = 0; i < sel->n; i++) {
+		src[i].name = sel->stacks[i].name;
+		src[i].enabled = sel->stacks[i].enabled;
+		src[i].last = read_last_backup(cfg, src[i].name);
+		src[i].kept = member(kept_stacks, src[i].name, json_type_object);
+	}
+	/* The format wants each metric's samples together: one pass per metric. */
+	for (size_t m = 0; m < SB_ARRAY_SIZE(stack_metrics); m++) {
+		head(b, stack_metrics[m].name, stack_metrics[m].help);
+		for (size_t i = 0; i < sel->n; i++) {
+			double v;
+			if (stack_value(&src[i], (enum stack_value)m, counted, &v))
+				labelled(b, stack_metrics[m].name, "stack", src[i].name, v);
+		}
+	}
+	for (size_t i = 0; i < sel->n; i++)
+		json_object_put(src[i].last);
+	free(src);
+
+	double v;
+	if (member_num(kept, "snapshots_total", &v)) {
+		head(b, "stackback_repository_snapshots", "Snapshots in the repository, stacks and others, as last counted.");
+		sample(b, "stackback_repository_snapshots", v);
+	}
+	if (counted) {
+		head(b, "stackback_snapshots_counted_timestamp_seconds", "When the snapshots were last counted (Unix time).");
+		sample(b, "stackback_snapshots_counted_timestamp_seconds", counted_at);
+	}
+}
+
+static void render_jobs(struct sb_buf *b, const struct sb_status_snapshot *snap)
+{
+	head(b, "stackback_job_running", "Whether a job is running (1) or not (0).");
+	sample(b, "stackback_job_running", snap->running);
+	head(b, "stackback_jobs_queued", "Jobs waiting behind the running one.");
+	sample(b, "stackback_jobs_queued", snap->queued);
+	if (!snap->has_last)
+		return;
+	head(b, "stackback_last_job_id", "The id of the newest finished job.");
+	sample(b, "stackback_last_job_id", snap->last.id);
+	head(b, "stackback_last_job_success", "Whether the newest finished job succeeded (1) or not (0), by its kind.");
+	labelled(b, "stackback_last_job_success", "kind", sb_job_kind_name(snap->last.kind), snap->last.state == SB_JOB_OK);
+	if (snap->last.finished_at > 0) {
+		head(b, "stackback_last_job_timestamp_seconds", "When the newest finished job ended (Unix time).");
+		sample(b, "stackback_last_job_timestamp_seconds", snap->last.finished_at);
+	}
+}
+
+static void render_cloud(struct sb_buf *b, const struct sb_config *cfg, struct json_object *kept)
+{
+	struct sb_cloud_state st;
+	sb_cloud_state_read(cfg, &st);
+	if (st.has_sync) {
+		head(b, "stackback_cloud_last_sync_timestamp_seconds", "When the last cloud sync ended, whatever its result (Unix time).");
+		sample(b, "stackback_cloud_last_sync_timestamp_seconds", st.last_sync.time + st.last_sync.duration_s);
+		head(b, "stackback_cloud_last_sync_success", "Whether the last cloud sync succeeded (1) or not (0).");
+		sample(b, "stackback_cloud_last_sync_success", st.last_sync.ok);
+		head(b, "stackback_cloud_last_sync_duration_seconds", "How long the last cloud sync took.");
+		sample(b, "stackback_cloud_last_sync_duration_seconds", st.last_sync.duration_s);
+		head(b, "stackback_cloud_last_sync_bytes", "Bytes the last cloud sync transferred.");
+		sample(b, "stackback_cloud_last_sync_bytes", (double)st.last_sync.bytes);
+		head(b, "stackback_cloud_last_sync_files", "Files the last cloud sync transferred.");
+		sample(b, "stackback_cloud_last_sync_files", (double)st.last_sync.files);
+	}
+	double v;
+	if (member_num(member(kept, "sync", json_type_object), "last_success", &v)) {
+		head(b, "stackback_cloud_last_success_timestamp_seconds", "When the last successful cloud sync ended (Unix time).");
+		sample(b, "stackback_cloud_last_success_timestamp_seconds", v);
+	}
+	head(b, "stackback_cloud_verified", "Whether rclone check found the cloud copy equal to the repository as it is now (1) or not (0).");
+	sample(b, "stackback_cloud_verified", st.in_sync.state == SB_IN_SYNC_VERIFIED && !st.in_sync.repo_changed);
+	sb_cloud_state_free(&st);
+}
+
+char *sb_metrics_text(const struct sb_config *cfg, const struct sb_selection *sel,
+		      const struct sb_status_snapshot *snap)
+{
+	struct sb_status_snapshot local;
+	if (!snap) {
+		sb_status_snapshot_load(cfg, &local);
+		snap = &local;
+	}
+	struct sb_buf b = {0};
+	head(&b, "stackback_info", "The stackback version that renders these metrics.");
+	labelled(&b, "stackback_info", "version", SB_VERSION, 1);
+	struct json_object *kept = read_object(cfg, METRICS_STATE);
+	render_stacks(&b, cfg, sel, kept);
+	render_jobs(&b, snap);
+	render_cloud(&b, cfg, kept);
+	json_object_put(kept);
+	return sb_buf_steal(&b);
+}
