@@ -147,8 +147,10 @@ int main(int argc, char **argv)
 	}
 	int cmd_argc = argc - optind;
 	char **cmd_argv = argv + optind;
-	if (cli_wants_help(cmd, cmd_argc, cmd_argv))
+	if (cli_wants_help(cmd, cmd_argc, cmd_argv)) {
+		sb_strv_free(&ctx.config_paths);
 		return CLI_EXIT_OK;
+	}
 
 	if (ctx.config_paths.n == 0) {
 		const char *env = getenv("STACKBACK_CONFIG");
