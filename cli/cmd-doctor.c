@@ -18,9 +18,9 @@ const struct cli_cmd cmd_doctor = {
 		"secrets, STATE_DIR (and stacks an interrupted run left stopped), the Docker\n"
 		"engine, the compose command, restic, the repository (opened with the\n"
 		"password), free space where it lives (MIN_DISK_SPACE_MB), rclone, the\n"
-		"remote (rclone lsd within REMOTE_TIMEOUT) and the control filesystem's\n"
-		"mount. Every failure comes with the command that fixes it. Nothing is\n"
-		"changed.\n\n"
+		"remote (rclone lsd within REMOTE_TIMEOUT), the control filesystem's mount\n"
+		"and the notification settings. Every failure comes with the command that\n"
+		"fixes it. Nothing is changed and no notification is sent.\n\n"
 		"  --json        print {\"ok\", \"failed\", \"checks\": [{name, title, result,\n"
 		"                detail, fix, duration_s}]}\n\n"
 		"Exit status: 0 every check passed (warnings allowed), 1 a check failed, 2 usage.\n",

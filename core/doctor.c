@@ -574,6 +574,47 @@ static void check_mount(struct doctor *d, struct sb_doctor_check *c)
 	}
 }
 
+static void check_notify(struct doctor *d, struct sb_doctor_check *c)
+{
+	const struct sb_config *cfg = d->cfg;
+	bool command = cfg->notify_command && *cfg->notify_command;
+	bool url = cfg->healthcheck_url && *cfg->healthcheck_url;
+	if (!command && !url) {
+		set(c, SB_DOCTOR_SKIPPED, NULL, "no NOTIFY_COMMAND or HEALTHCHECK_URL configured");
+		return;
+	}
+	/* Only what can be known without sending anything: a ping would change the check's state. */
+	if (command) {
+		struct sb_strv argv = {0};
+		cleanup_free char *err = NULL;
+		if (sb_split_command(cfg->notify_command, &argv, &err) < 0) {
+			set(c, SB_DOCTOR_FAILED, xasprintf("%s config check", d->sb), "NOTIFY_COMMAND: %s", err);
+			return;
+		}
+		const char *prog = argv.v[0];
+		bool found = strchr(prog, '/') ? access(prog, X_OK) == 0 : sb_program_exists(prog);
+		if (!found) {
+			set(c, SB_DOCTOR_FAILED, xstrdup("fix NOTIFY_COMMAND in [stackback]"),
+			    "NOTIFY_COMMAND: '%s' is not an executable program", prog);
+			sb_strv_free(&argv);
+			return;
+		}
+		sb_strv_free(&argv);
+	}
+	if (url && !sb_str_has_prefix(cfg->healthcheck_url, "http://") &&
+	    !sb_str_has_prefix(cfg->healthcheck_url, "https://")) {
+		set(c, SB_DOCTOR_FAILED, xstrdup("fix HEALTHCHECK_URL in [stackback]"),
+		    "HEALTHCHECK_URL is not an http:// or https:// URL");
+		return;
+	}
+	if (url && !sb_program_exists("curl")) {
+		set(c, SB_DOCTOR_FAILED, xstrdup("apt-get install curl"), "HEALTHCHECK_URL needs curl, which is not installed");
+		return;
+	}
+	set(c, SB_DOCTOR_OK, NULL, "%s%s%s", command ? "NOTIFY_COMMAND runs" : "",
+	    command && url ? "; " : "", url ? "HEALTHCHECK_URL is pinged with curl (backup and sync)" : "");
+}
+
 static const struct check_def checks[] = {
 	{"config", "Configuration", check_config},
 	{"permissions", "Secret files", check_permissions},
@@ -586,6 +627,7 @@ static const struct check_def checks[] = {
 	{"rclone", "rclone", check_rclone},
 	{"remote", "Cloud remote", check_remote},
 	{"mount", "Control filesystem", check_mount},
+	{"notify", "Notifications", check_notify},
 };
 
 size_t sb_doctor_check_count(void)

@@ -4,8 +4,8 @@
  * the configuration and the permissions of the files holding secrets,
  * STATE_DIR and its crash journal, the Docker engine and the compose
  * command, restic and rclone, the repository (opened with the
- * password), free disk space where it lives, the cloud remote, and the
- * control filesystem's mount.
+ * password), free disk space where it lives, the cloud remote, the
+ * control filesystem's mount, and the notification settings.
  *
  * Every check runs its tools through the runner with a timeout, so a
  * dead engine or remote costs seconds, never a hang. A failed check
