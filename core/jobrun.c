@@ -12,6 +12,7 @@
 
 #include "stackback/client.h"
 #include "stackback/log.h"
+#include "stackback/notify.h"
 #include "stackback/state.h"
 #include "stackback/util.h"
 
@@ -189,6 +190,8 @@ struct sb_job *sb_jobrun(const struct sb_config *cfg, struct sb_job_request *req
 	struct sb_job *job = NULL;
 	cleanup_free char *merr = NULL;
 	cleanup_free char *payload = NULL;
+	enum sb_job_kind kind = req->kind;
+	bool dry_run = req->dry_run, daemon = false;
 	enum sb_mount_state ms = sb_mount_state(cfg->mountpoint, &merr);
 	if (ms == SB_MOUNT_STALE) {
 		*why = SB_JOBRUN_NOT_RUN;
@@ -196,11 +199,15 @@ struct sb_job *sb_jobrun(const struct sb_config *cfg, struct sb_job_request *req
 		merr = NULL;
 	} else if (ms == SB_MOUNT_MOUNTED && sb_client_has_trigger(cfg->mountpoint, req->kind) &&
 		   (payload = sb_client_trigger_payload(req))) {
+		daemon = true;
 		job = run_through_daemon(cfg, req, payload, o, why, err);
 	} else {
 		/* No trigger carries it (e.g. restore --to): the job lock keeps it apart from the daemon's jobs. */
 		job = run_in_process(cfg, req, o, why, err);
 	}
+	/* The daemon notifies about what it refuses; this process about what it could not start. */
+	if (!job && !daemon && !dry_run)
+		sb_notify_refused(cfg, kind, *err);
 	sb_job_request_free(req);
 	return job;
 }

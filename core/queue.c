@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "stackback/log.h"
+#include "stackback/notify.h"
 #include "stackback/state.h"
 #include "stackback/util.h"
 
@@ -302,6 +303,9 @@ int sb_queue_trigger(struct sb_queue *q, enum sb_job_kind kind, const char *payl
 		rc = sb_queue_submit(q, &req, job_id, err);
 		if (rc == 0)
 			sb_info("job %d queued: %s %s", *job_id, name, words);
+		else if (!req.dry_run)
+			/* A full queue or a shutdown: the job cannot start, which its watchers must hear. */
+			sb_notify_refused_async(q->cfg, kind, *err);
 		sb_job_request_free(&req);
 	}
 	if (rc < 0) {
