@@ -399,7 +399,7 @@ static const struct sbfs_node nodes[] = {
 	JOB_FILE("state", SB_JOB_FILE_STATE, 0444, SBFS_POLL, "queued, running, ok, failed or cancelled"),
 	JOB_FILE("progress", SB_JOB_FILE_PROGRESS, 0444, SBFS_POLL,
 		 "stack, phase, percent, bytes_done, bytes_total, files_done, files_total, eta_s"),
-	JOB_FILE("log", SB_JOB_FILE_LOG, 0600, 0, "the job's log lines"),
+	JOB_FILE("log", SB_JOB_FILE_LOG, 0600, SBFS_APPEND, "the job's log lines (tail -f follows it)"),
 	JOB_FILE("report", SB_JOB_FILE_REPORT, 0444, 0, "the job's report as JSON (per stack results)"),
 
 	{.path = "/cloud", .type = SBFS_DIR, .mode = 0755, .help = "the cloud copy of the repository"},

@@ -68,7 +68,7 @@ static void fill_stat(struct sbfs_ctx *c, struct stat *st, const struct sbfs_han
 		if (!(n->flags & SBFS_STATIC))
 			clock_gettime(CLOCK_REALTIME, &st->st_mtim);
 		st->st_ctim = st->st_mtim;
-		if (h) {
+		if (h && !(n->flags & SBFS_APPEND)) {
 			st->st_size = (off_t)h->content.len;
 		} else {
 			/* A best guess for tools that trust st_size; direct_io makes reads exact. */
@@ -239,18 +239,30 @@ static int rerender(struct sbfs_handle *h, struct sb_buf *out)
 	return rc;
 }
 
+/* An append-only file grew if the new rendering starts with what the descriptor holds. */
+static bool extends(const struct sb_buf *fresh, const struct sb_buf *old)
+{
+	return fresh->len > old->len && (old->len == 0 || memcmp(fresh->data, old->data, old->len) == 0);
+}
+
 static int sbfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct sbfs_handle *h = handle_of(fi);
-	if (off == 0 && h->read_once && !h->replied && !(h->node->flags & SBFS_STATIC)) {
+	bool again = off == 0 && h->read_once;
+	bool more = (h->node->flags & SBFS_APPEND) && off >= 0 && (size_t)off >= h->content.len;
+	if ((again || more) && !h->replied && !(h->node->flags & SBFS_STATIC)) {
 		struct sb_buf fresh = {0};
 		int rc = rerender(h, &fresh);
 		if (rc < 0) {
 			sb_buf_free(&fresh);
 			return rc;
 		}
-		sb_buf_free(&h->content);
-		h->content = fresh;
+		if (again || extends(&fresh, &h->content)) {
+			sb_buf_free(&h->content);
+			h->content = fresh;
+		} else {
+			sb_buf_free(&fresh);
+		}
 	}
 	h->read_once = true;
 	if (off < 0 || (size_t)off >= h->content.len)

@@ -89,6 +89,7 @@ enum {
 	SBFS_POLL = 1 << 0,     /* poll() wakes when the content changes */
 	SBFS_STATIC = 1 << 1,   /* content never changes while mounted: page cache allowed */
 	SBFS_TOGGLE = 1 << 2,   /* enabled/NAME, disabled/NAME: rename between them toggles */
+	SBFS_APPEND = 1 << 3,   /* only grows: an open descriptor sees what was appended (tail -f) */
 };
 
 /* A resolved path. */

@@ -4,7 +4,8 @@
 # into snapshots tagged with its name, leaves running stacks running and
 # stopped ones stopped, and the results show in jobs/ID/, status,
 # stacks/NAME/last_backup and metrics, also after a remount (read back
-# from STATE_DIR). trigger/check runs restic check.
+# from STATE_DIR). trigger/check runs restic check; tail -f follows a
+# job's log.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib-fs.sh"
 need docker-compose restic
@@ -67,9 +68,19 @@ grep -q "^stackback_stack_last_backup_bytes_added{stack=\"$DB\"} [0-9]*$" <<<"$m
 	fail "no bytes added for $DB in metrics"
 assert_not_contains "$metrics" "last_backup_success{stack=\"$SKIP\"}" "a stack never backed up has no result"
 
-note "a backup named on the trigger runs even for a disabled stack"
+note "a backup named on the trigger runs even for a disabled stack; tail -f follows its log"
 id2=$(sbfs_trigger backup "$SKIP")
+tail -n +1 -f "$MNT/jobs/$id2/log" >"$T/tail.out" 2>&1 &
+tailer=$!
 assert_eq "$(sbfs_wait_job "$id2" 300)" ok
+for ((i = 0; i < 50; i++)); do
+	grep -q "job $id2: backup ok" "$T/tail.out" && break
+	sleep 0.1
+done
+kill "$tailer"
+wait "$tailer" || true
+assert_contains "$(cat "$T/tail.out")" "job $id2: backup $SKIP started"
+assert_contains "$(cat "$T/tail.out")" "job $id2: backup ok"
 assert_eq "$(rs snapshots --json --tag "$SKIP" | json 'len(d)')" 1
 assert_eq "$(sb_stack_state "$SKIP")" running
 
