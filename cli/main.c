@@ -30,6 +30,7 @@ static const struct cli_cmd *const commands[] = {
 	&cmd_forget,
 	&cmd_recover,
 	&cmd_doctor,
+	&cmd_metrics,
 	&cmd_mount,
 	&cmd_umount,
 	&cmd_wait,
