@@ -100,11 +100,29 @@ static int docker_setup(void **state)
 	return 0;
 }
 
+/* The detected compose command as shell words, for set-up and clean-up. */
+static char *compose_words(void)
+{
+	struct sb_config cfg = {.docker_timeout = 20};
+	struct sb_compose c;
+	char *err = NULL;
+	if (sb_compose_detect(&cfg, &c, &err) < 0)
+		fail_msg("%s", err);
+	struct sb_buf b = {0};
+	for (size_t i = 0; i < c.argv.n; i++)
+		sb_buf_printf(&b, "%s%s", i ? " " : "", c.argv.v[i]);
+	sb_compose_free(&c);
+	return sb_buf_steal(&b);
+}
+
 static int docker_teardown(void **state)
 {
 	(void)state;
-	if (compose_file)
-		sh("docker-compose -f '%s' down -t 1 >/dev/null 2>&1 || true", compose_file);
+	if (compose_file) {
+		char *compose = compose_words();
+		sh("%s -f '%s' down -t 1 >/dev/null 2>&1 || true", compose, compose_file);
+		free(compose);
+	}
 	free(stack_dir);
 	free(compose_file);
 	return 0;
@@ -147,11 +165,12 @@ static void test_compose_detect(void **state)
 	}
 	sb_compose_free(&c);
 
-	cfg.compose_cmd = (char *)"  docker-compose   --ansi never ";
+	cfg.compose_cmd = (char *)"  docker   compose\t--ansi never ";
 	assert_int_equal(sb_compose_detect(&cfg, &c, &err), 0);
-	assert_int_equal(c.argv.n, 3);
-	assert_string_equal(c.argv.v[0], "docker-compose");
-	assert_string_equal(c.argv.v[2], "never");
+	assert_int_equal(c.argv.n, 4);
+	assert_string_equal(c.argv.v[0], "docker");
+	assert_string_equal(c.argv.v[1], "compose");
+	assert_string_equal(c.argv.v[3], "never");
 	sb_compose_free(&c);
 
 	cfg.compose_cmd = (char *)"sb-no-such-compose up";
@@ -190,13 +209,14 @@ static void test_stack_lifecycle(void **state)
 	char *err = NULL;
 	assert_int_equal(sb_compose_detect(&cfg, &c, &err), 0);
 	struct sb_stack st = the_stack();
+	char *words = compose_words();
 
 	expect_state(&cfg, &c, &st, SB_STATE_STOPPED);
 
 	/* One of two services up: partial. */
-	sh("cd '%s' && %s -f docker-compose.yml up -d app >/dev/null 2>&1", stack_dir, c.argv.n == 2 ? "docker compose" : "docker-compose");
+	sh("cd '%s' && %s -f docker-compose.yml up -d app >/dev/null 2>&1", stack_dir, words);
 	expect_state(&cfg, &c, &st, SB_STATE_PARTIAL);
-	sh("cd '%s' && %s -f docker-compose.yml up -d >/dev/null 2>&1", stack_dir, c.argv.n == 2 ? "docker compose" : "docker-compose");
+	sh("cd '%s' && %s -f docker-compose.yml up -d >/dev/null 2>&1", stack_dir, words);
 	expect_state(&cfg, &c, &st, SB_STATE_RUNNING);
 
 	double t0 = sb_now_monotonic();
@@ -226,6 +246,7 @@ static void test_stack_lifecycle(void **state)
 		free(err);
 		err = NULL;
 	}
+	free(words);
 	sb_compose_free(&c);
 }
 
@@ -767,30 +788,38 @@ static void test_rclone_size_only_check(void **state)
 	struct sb_config *cfg = rclone_cfg();
 	char *served = xasprintf("%s/dav", tmpdir);
 	assert_int_equal(sb_mkdir_p(served, 0755), 0);
-	int port = 20000 + (int)(getpid() % 20000);
-	const char *argv[] = {"sh", "-c", "rclone serve webdav \"$0\" --addr \"127.0.0.1:$1\" >/dev/null 2>&1 & echo $!",
-			      served, NULL, NULL};
-	char port_s[16];
-	snprintf(port_s, sizeof(port_s), "%d", port);
-	argv[4] = port_s;
-	struct sb_run_opts o = {.argv = argv, .capture_stdout = true};
-	struct sb_run_result rr;
-	assert_int_equal(sb_run(&o, &rr), 0);
-	pid_t server = atoi(rr.out);
-	sb_run_result_free(&rr);
-	assert_true(server > 1);
-	char *conf = xasprintf("[sbadpdav]\ntype = webdav\nurl = http://127.0.0.1:%d/\nvendor = other\n", port);
-	char *dav_conf = write_file(tmpdir, "rclone-dav.conf", conf);
-	cfg->rclone_config = dav_conf;
-	cfg->rclone_remote = (char *)"sbadpdav";
-	char *err = NULL;
+	/* A port someone else holds makes the server exit: then try the next one. */
+	pid_t server = 0;
+	char *conf = NULL, *dav_conf = NULL, *err = NULL;
 	int up = -1;
-	for (int i = 0; i < 50 && up < 0; i++) {
-		free(err);
-		err = NULL;
-		up = sb_rclone_reachable(cfg, &err);
+	for (int attempt = 0; attempt < 5 && up < 0; attempt++) {
+		int port = 20000 + (int)((getpid() * 7 + attempt * 7919) % 30000);
+		char port_s[16];
+		snprintf(port_s, sizeof(port_s), "%d", port);
+		const char *argv[] = {"sh", "-c",
+				      "rclone serve webdav \"$0\" --addr \"127.0.0.1:$1\" >/dev/null 2>&1 & echo $!",
+				      served, port_s, NULL};
+		struct sb_run_opts o = {.argv = argv, .capture_stdout = true};
+		struct sb_run_result rr;
+		assert_int_equal(sb_run(&o, &rr), 0);
+		server = atoi(rr.out);
+		sb_run_result_free(&rr);
+		assert_true(server > 1);
+		free(conf);
+		free(dav_conf);
+		conf = xasprintf("[sbadpdav]\ntype = webdav\nurl = http://127.0.0.1:%d/\nvendor = other\n", port);
+		dav_conf = write_file(tmpdir, "rclone-dav.conf", conf);
+		cfg->rclone_config = dav_conf;
+		cfg->rclone_remote = (char *)"sbadpdav";
+		for (int i = 0; i < 30 && up < 0; i++) {
+			free(err);
+			err = NULL;
+			up = sb_rclone_reachable(cfg, &err);
+			if (up < 0)
+				usleep(100000);
+		}
 		if (up < 0)
-			usleep(100000);
+			kill(server, SIGTERM);
 	}
 	if (up < 0)
 		fail_msg("webdav server did not come up: %s", err);
