@@ -196,6 +196,36 @@ static void test_long_lines(void **state)
 	lines_free(&big);
 }
 
+struct raw_and_lines {
+	struct lines l;   /* first: collect() takes a pointer to this */
+	struct sb_buf raw;
+};
+
+static void raw_collect(void *userdata, const char *data, size_t len)
+{
+	struct raw_and_lines *r = userdata;
+	sb_buf_append(&r->raw, data, len);
+}
+
+static void test_raw_stdout(void **state)
+{
+	(void)state;
+	/* Byte-exact, not split, not given to on_line; stderr still comes as lines. */
+	struct raw_and_lines r = {0};
+	const char *argv[] = {"sh", "-c", "printf 'a\\000b\\nc'; head -c 300000 /dev/zero; echo err >&2", NULL};
+	struct sb_run_opts o = {.argv = argv, .on_stdout = raw_collect, .on_line = collect, .userdata = &r};
+	struct sb_run_result res;
+	assert_int_equal(sb_run(&o, &res), 0);
+	assert_int_equal(r.raw.len, 5 + 300000);
+	assert_memory_equal(r.raw.data, "a\0b\nc", 5);
+	assert_int_equal(r.l.count[SB_STREAM_STDOUT], 0);
+	assert_int_equal(r.l.count[SB_STREAM_STDERR], 1);
+	assert_string_equal(r.l.v[SB_STREAM_STDERR].v[0], "err");
+	sb_run_result_free(&res);
+	sb_buf_free(&r.raw);
+	lines_free(&r.l);
+}
+
 static void test_stdin(void **state)
 {
 	(void)state;
@@ -617,6 +647,7 @@ int main(void)
 		cmocka_unit_test(test_lines_both_streams),
 		cmocka_unit_test(test_no_trailing_newline_and_nul),
 		cmocka_unit_test(test_long_lines),
+		cmocka_unit_test(test_raw_stdout),
 		cmocka_unit_test(test_stdin),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_cwd),
