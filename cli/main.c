@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "sb-build-config.h"
 #include "stackback/log.h"
+#include "stackback/logsetup.h"
 
 /* The command table: drives dispatch, help and shell completion. */
 static const struct cli_cmd *const commands[] = {
@@ -73,12 +74,15 @@ bool cli_wants_help(const struct cli_cmd *cmd, int argc, char **argv)
 
 static void print_help(FILE *out)
 {
-	fprintf(out, "usage: stackback [-c CONFIG]... COMMAND [ARGS]\n\n"
+	fprintf(out, "usage: stackback [-c CONFIG]... [--log-level LEVEL] [--syslog] COMMAND [ARGS]\n\n"
 		     "Back up Docker compose stacks with restic, sync them to the cloud with\n"
 		     "rclone, and restore them.\n\ncommands:\n");
 	for (size_t i = 0; commands[i]; i++)
 		fprintf(out, "  %-14s %s\n", commands[i]->name, commands[i]->summary);
 	fprintf(out, "\nCONFIG defaults to $STACKBACK_CONFIG, else %s.\n"
+		     "--log-level overrides LOG_LEVEL (error, warning, info, debug); --syslog also\n"
+		     "logs to /dev/log (automatic when run as a systemd service). Log lines go to\n"
+		     "STATE_DIR/log as well when STATE_DIR exists.\n"
 		     "Run 'stackback COMMAND --help' for a command's options.\n"
 		     "Exit codes: 0 ok, 1 failure, 2 usage.\n",
 		SB_DEFAULT_CONFIG);
@@ -117,14 +121,28 @@ int main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
+		{"log-level", required_argument, NULL, 'L'},
+		{"syslog", no_argument, NULL, 'S'},
 		{0},
 	};
 	int c;
+	bool want_syslog = false, level_given = false;
+	enum sb_log_level level = SB_LOG_INFO;
 	/* '+' stops at the command name, so each command parses its own options. */
 	while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			sb_strv_push(&ctx.config_paths, optarg);
+			break;
+		case 'L':
+			if (sb_log_level_parse(optarg, &level) < 0) {
+				cli_error("--log-level '%s': expected error, warning, info or debug", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			level_given = true;
+			break;
+		case 'S':
+			want_syslog = true;
 			break;
 		case 'h':
 			print_help(stdout);
@@ -161,6 +179,13 @@ int main(int argc, char **argv)
 	if (cmd->needs_config && load_config(&ctx) < 0) {
 		rc = CLI_EXIT_FAILURE;
 	} else {
+		if (cmd->needs_config) {
+			sb_log_setup_level(&ctx.cfg);
+			sb_log_setup_file(&ctx.cfg);
+			sb_log_setup_syslog(&ctx.cfg, "stackback", want_syslog);
+		}
+		if (level_given)
+			sb_log_set_level(level);
 		optind = 0; /* full getopt reset for the command's own parsing */
 		rc = cmd->exec(&ctx, cmd_argc, cmd_argv);
 	}

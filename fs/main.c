@@ -27,6 +27,7 @@
 #include <fuse_lowlevel.h>
 #include "stackback/client.h"
 #include "stackback/log.h"
+#include "stackback/logsetup.h"
 #include "stackback/state.h"
 
 /* The daemon log in STATE_DIR is rotated to log.1 past this size. */
@@ -403,8 +404,8 @@ int main(int argc, char **argv)
 	int rc = sb_log_open_file(log_path, LOG_FILE_MAX);
 	if (rc < 0)
 		sb_warn("cannot write the log file '%s': %s", log_path, strerror(-rc));
-	if (fs->cfg.syslog_socket && (rc = sb_log_open_syslog(fs->cfg.syslog_socket, "stackbackfs")) < 0)
-		sb_warn("cannot log to syslog socket '%s': %s", fs->cfg.syslog_socket, strerror(-rc));
+	/* SYSLOG_SOCKET, or /dev/log when systemd runs us as a service (logsetup.h). */
+	sb_log_setup_syslog(&fs->cfg, "stackbackfs", false);
 	sb_log_ring_enable(LOG_RING_LINES);
 
 	/* Threads start after this: fork keeps only the calling one. */
