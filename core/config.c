@@ -203,9 +203,14 @@ static const struct key_def keys[] = {
 	 .offset = OFF(snapshot_staging), .def_doc = "next to the stack",
 	 .doc = "where SNAPSHOT_MODE stages its snapshots"},
 	{.name = "NOTIFY_COMMAND", .section = "stackback", .type = KEY_COMMAND,
-	 .offset = OFF(notify_command), .doc = "a command run when a job ends (words, no shell)"},
+	 .offset = OFF(notify_command),
+	 .doc = "a command run when a job starts and ends (words, no shell), told what happened in "
+		"STACKBACK_EVENT (start, success, failure), STACKBACK_STAGE, STACKBACK_STACK, "
+		"STACKBACK_FAILED, STACKBACK_SUMMARY, STACKBACK_JOB"},
 	{.name = "HEALTHCHECK_URL", .section = "stackback", .type = KEY_STRING,
-	 .offset = OFF(healthcheck_url), .doc = "a URL pinged when a job ends"},
+	 .offset = OFF(healthcheck_url),
+	 .doc = "a healthchecks.io-style URL: URL/start is pinged when a job starts, URL when it "
+		"succeeds, URL/fail when it fails"},
 	{.name = "LOG_LEVEL", .section = "stackback", .type = KEY_CHOICE,
 	 .offset = OFF(log_level), .def = "info", .choices = log_level_names,
 	 .doc = "error, warning, info or debug"},
