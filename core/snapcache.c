@@ -585,7 +585,7 @@ size_t sb_snapcache_fetch(struct sb_snapcache *c, const struct sb_snapcache_item
 		struct item *it = item_new(bi->key, bi->size, ITEM_FETCHING);
 		it->batch = b;
 		/* Reserve the full size now; what does not fit is served once and not kept. */
-		it->transient = !make_room(c, bi->size);
+		it->transient = bi->size > c->budget || !make_room(c, bi->size);
 		it->charge = bi->size;
 		c->used += it->charge;
 		table_insert(c, it);
