@@ -352,6 +352,7 @@ static void test_budget(void **state)
 	assert_int_equal(sb_snapcache_open(f->c, "huge", 3 << 20, &h), 0);
 	check_range(h, 0, 3 << 20, 0);
 	sb_snapfile_close(h);
+	settle(f);
 	assert_false(cached(f, "huge", 3 << 20));
 	/* ... and it did not push out what fits. */
 	assert_true(cached(f, "one", 400 << 10));
