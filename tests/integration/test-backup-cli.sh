@@ -271,4 +271,22 @@ assert_eq "$RC" 1 "wait after a failed job"
 run status --json
 assert_eq "$(json 'd["state"], d["last"]["state"]' <<<"$OUT")" "idle failed"
 
+note "check and forget run as jobs too"
+run check
+assert_eq "$RC" 0 "check: $OUT $ERR"
+assert_contains "$OUT" "check: ok"
+run check --json
+assert_eq "$(json 'd["kind"], d["state"]' <<<"$OUT")" "check ok"
+count=$(snapshot_count)
+printf '\n[local_backup]\nKEEP_DAILY=1\n' >>"$CFG"
+run forget --dry-run "$WEB"
+assert_eq "$RC" 0 "forget --dry-run: $OUT $ERR"
+assert_eq "$(snapshot_count)" "$count" "a dry-run forget removed snapshots"
+run forget "$WEB"
+assert_eq "$RC" 0 "forget: $OUT $ERR"
+assert_eq "$(rs snapshots --json --tag "$WEB" | json 'len(d)')" 1 "snapshots of $WEB kept by KEEP_DAILY=1"
+run wait
+assert_eq "$RC" 0 "wait after a good forget"
+assert_contains "$OUT" "forget: ok"
+
 note "ok"
