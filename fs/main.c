@@ -221,10 +221,58 @@ void sbfs_sel_put(struct sbfs *fs, struct sbfs_sel *s)
 	pthread_mutex_unlock(&fs->sel_mu);
 }
 
-void sbfs_sel_invalidate(struct sbfs *fs)
+/*
+ * A deep copy. Scalars come with the struct copy; each owned string is
+ * duplicated (a new owned field in struct sb_stack must be added here).
+ */
+static void copy_selection(const struct sb_selection *from, struct sb_selection *to)
 {
+	*to = (struct sb_selection){0};
+	to->n = from->n;
+	to->stacks = xcalloc(from->n ? from->n : 1, sizeof(*to->stacks));
+	for (size_t i = 0; i < from->n; i++) {
+		const struct sb_stack *a = &from->stacks[i];
+		struct sb_stack *b = &to->stacks[i];
+		*b = *a;
+		b->name = xstrdup(a->name);
+		b->path = xstrdup(a->path);
+		b->compose_file = xstrdup(a->compose_file);
+		b->dirlist_key = xstrdup(a->dirlist_key);
+		b->conflict = xstrdup(a->conflict);
+	}
+	for (size_t i = 0; i < from->skipped.n; i++)
+		sb_strv_push(&to->skipped, from->skipped.v[i]);
+}
+
+void sbfs_sel_applied(struct sbfs *fs, const char *key, bool enabled)
+{
+	struct stat dirlist, stacks;
+	stat_sources(fs, &dirlist, &stacks);
 	pthread_mutex_lock(&fs->sel_mu);
-	fs->sel_stale = true;
+	/*
+	 * Re-reading 1,000 stacks costs more than the change itself: apply it
+	 * to a copy of the cache (sb_selection_update() also recorded any new
+	 * stack, so none is new any more) and take the dirlist's new identity
+	 * as the one it matches. A CLI edit racing this one is picked up by the
+	 * next reload, at the latest after SBFS_SELECTION_TTL.
+	 */
+	if (fs->sel && !fs->sel_stale) {
+		struct sbfs_sel *s = xcalloc(1, sizeof(*s));
+		s->refs = 1;
+		copy_selection(&fs->sel->sel, &s->sel);
+		for (size_t i = 0; i < s->sel.n; i++) {
+			struct sb_stack *st = &s->sel.stacks[i];
+			if (st->origin == SB_STACK_NEW)
+				st->origin = SB_STACK_LISTED;
+			if (strcmp(st->dirlist_key, key) == 0)
+				st->enabled = enabled;
+		}
+		sel_unref_locked(fs->sel);
+		fs->sel = s;
+		fs->dirlist_st = dirlist;
+	} else {
+		fs->sel_stale = true;
+	}
 	pthread_mutex_unlock(&fs->sel_mu);
 }
 

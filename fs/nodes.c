@@ -139,7 +139,7 @@ static int set_enabled(struct sbfs_ctx *c, const struct sb_stack *st, bool on, c
 		sb_error("%s: cannot %s stack '%s': %s", via, on ? "enable" : "disable", st->name, err);
 		return -EIO;
 	}
-	sbfs_sel_invalidate(c->fs);
+	sbfs_sel_applied(c->fs, st->dirlist_key, on);
 	sb_info("stack '%s' %s (%s)", st->name, on ? "enabled" : "disabled", via);
 	return 0;
 }

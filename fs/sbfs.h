@@ -60,7 +60,7 @@ struct sbfs {
 	struct stat dirlist_st;    /* what the dirlist looked like when sel was loaded */
 	struct stat stacks_st;     /* and DOCKER_STACKS_DIR */
 	double sel_loaded_at;      /* monotonic */
-	bool sel_stale;            /* our own write changed the dirlist */
+	bool sel_stale;            /* the next get() must reload */
 	char *sel_error;           /* the last load error, logged once */
 
 	pthread_mutex_t open_mu;   /* protects the poll list and notify_ok */
@@ -71,8 +71,8 @@ struct sbfs {
 /* Selection cache (main.c). get() never returns NULL; put() each get. */
 struct sbfs_sel *sbfs_sel_get(struct sbfs *fs);
 void sbfs_sel_put(struct sbfs *fs, struct sbfs_sel *s);
-/* Our own dirlist write: the next get() reloads. */
-void sbfs_sel_invalidate(struct sbfs *fs);
+/* Our own dirlist write set key's stack to enabled: the cache follows without a reload. */
+void sbfs_sel_applied(struct sbfs *fs, const char *key, bool enabled);
 
 /* Wakes every armed poll (main.c). */
 void sbfs_notify_polls(struct sbfs *fs);
