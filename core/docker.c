@@ -175,34 +175,92 @@ static void split_names(const char *text, struct sb_strv *names)
 	}
 }
 
+/*
+ * Fast path: compose labels every container it creates with its project
+ * directory, and `docker ps` answers in ~20 ms where each docker-compose
+ * v1 call costs 0.3–1.5 s. Fills the services that have a running
+ * container and the number of containers seen. Returns -1 when docker
+ * cannot be asked.
+ */
+static int containers_by_label(const struct sb_config *cfg, const struct sb_stack *stack,
+			       struct sb_strv *running, size_t *seen, size_t *down)
+{
+	cleanup_free char *dir_filter = xasprintf("label=com.docker.compose.project.working_dir=%s", stack->path);
+	const char *argv[] = {"docker", "ps", "-a", "--filter", dir_filter, "--filter",
+			      "label=com.docker.compose.oneoff=False", "--format",
+			      "{{.State}}\t{{.Label \"com.docker.compose.service\"}}", NULL};
+	struct sb_run_opts o = {
+		.argv = argv,
+		.timeout_s = (double)cfg->docker_timeout,
+		.capture_stdout = true,
+	};
+	struct sb_run_result res = {0};
+	int rc = sb_run(&o, &res);
+	*seen = *down = 0;
+	if (rc == 0 && res.out) {
+		cleanup_free char *copy = xstrdup(res.out);
+		char *save = NULL;
+		for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+			char *service = strchr(l, '\t');
+			if (!service)
+				continue;
+			*service++ = '\0';
+			(*seen)++;
+			/* A restarting container is as good as running: it must be stopped too. */
+			if (strcmp(l, "running") == 0 || strcmp(l, "restarting") == 0) {
+				if (!sb_strv_contains(running, service))
+					sb_strv_push(running, service);
+			} else {
+				(*down)++;
+			}
+		}
+	}
+	sb_run_result_free(&res);
+	return rc == 0 ? 0 : -1;
+}
+
 enum sb_stack_state sb_docker_state(const struct sb_config *cfg, const struct sb_compose *compose,
 				    const struct sb_stack *stack, char **err)
 {
 	if (!compose_file_present(stack))
 		return SB_STATE_MISSING;
-	/* Every service the file defines, not just those with a container: `ps` misses never-started ones. */
+	struct sb_strv running = {0};
+	size_t seen = 0, down = 0;
+	enum sb_stack_state st = SB_STATE_UNKNOWN;
+	cleanup_free char *all_out = NULL;
+	bool labels_ok = containers_by_label(cfg, stack, &running, &seen, &down) == 0;
+	if (labels_ok && seen > 0 && running.n == 0) {
+		st = SB_STATE_STOPPED;
+		goto out;
+	}
+	if (labels_ok && seen > 0 && down > 0) {
+		st = SB_STATE_PARTIAL;
+		goto out;
+	}
+	/*
+	 * Every container up, or none found (never created, taken down, or
+	 * started from another path): only compose knows every service the
+	 * file defines — `ps` misses never-started ones.
+	 */
 	static const char *const all_verb[] = {"config", "--services", NULL};
-	static const char *const running_verb[] = {"ps", "--services", "--filter", "status=running", NULL};
-	cleanup_free char *all_out = NULL, *running_out = NULL;
-	if (compose_run(compose, stack, all_verb, (double)cfg->docker_timeout, NULL, &all_out, err) < 0 ||
-	    compose_run(compose, stack, running_verb, (double)cfg->docker_timeout, NULL, &running_out, err) < 0)
-		return SB_STATE_UNKNOWN;
-
-	struct sb_strv all = {0}, running = {0};
+	if (compose_run(compose, stack, all_verb, (double)cfg->docker_timeout, NULL, &all_out, err) < 0)
+		goto out;
+	if (!labels_ok || seen == 0) {
+		static const char *const running_verb[] = {"ps", "--services", "--filter", "status=running", NULL};
+		cleanup_free char *running_out = NULL;
+		if (compose_run(compose, stack, running_verb, (double)cfg->docker_timeout, NULL, &running_out, err) < 0)
+			goto out;
+		split_names(running_out, &running);
+	}
+	struct sb_strv all = {0};
 	split_names(all_out, &all);
-	split_names(running_out, &running);
 	size_t up = 0;
 	for (size_t i = 0; i < running.n; i++)
 		if (sb_strv_contains(&all, running.v[i]))
 			up++;
-	enum sb_stack_state st;
-	if (up == 0)
-		st = SB_STATE_STOPPED;
-	else if (up >= all.n)
-		st = SB_STATE_RUNNING;
-	else
-		st = SB_STATE_PARTIAL;
+	st = up == 0 ? SB_STATE_STOPPED : up >= all.n ? SB_STATE_RUNNING : SB_STATE_PARTIAL;
 	sb_strv_free(&all);
+out:
 	sb_strv_free(&running);
 	return st;
 }

@@ -125,6 +125,8 @@ static void swap_in(struct restore_stack *rs, const char *tree)
 	const struct sb_stack *stack = rs->stack;
 	struct sb_compose compose = {0};
 	cleanup_free char *err = NULL;
+	cleanup_free char *parent = parent_dir(stack->path);
+	cleanup_free char *aside = NULL;
 	bool running = false;
 	double stopped_at = 0;
 
@@ -161,9 +163,8 @@ static void swap_in(struct restore_stack *rs, const char *tree)
 	char stamp[32];
 	time_t now = time(NULL);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime(&now));
-	cleanup_free char *parent = parent_dir(stack->path);
 	const char *base = strrchr(stack->path, '/') ? strrchr(stack->path, '/') + 1 : stack->path;
-	cleanup_free char *aside = xasprintf("%s/.%s.before-restore-%s", parent, base, stamp);
+	aside = xasprintf("%s/.%s.before-restore-%s", parent, base, stamp);
 	bool moved_aside = false;
 	if (access(stack->path, F_OK) == 0) {
 		if (rename(stack->path, aside) < 0) {
@@ -215,6 +216,7 @@ int sb_job_run_restore_stack(const struct sb_config *cfg, struct sb_job *job)
 	const char *name = job->req.stacks.v[0];
 	size_t idx = sb_job_add_report(job, name);
 	double t0 = sb_now_monotonic();
+	cleanup_free char *tree = NULL;
 	rs.r.result = SB_STACK_FAILED;
 	rs.r.mode = xstrdup("restore");
 
@@ -242,7 +244,7 @@ int sb_job_run_restore_stack(const struct sb_config *cfg, struct sb_job *job)
 		rs.r.result = SB_STACK_DRY_RUN;
 		goto out;
 	}
-	cleanup_free char *tree = restore_to_staging(&rs);
+	tree = restore_to_staging(&rs);
 	if (tree && !atomic_load(&job->cancel))
 		swap_in(&rs, tree);
 	else if (tree)
