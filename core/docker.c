@@ -76,10 +76,13 @@ int sb_compose_detect(const struct sb_config *cfg, struct sb_compose *compose, c
 {
 	*compose = (struct sb_compose){0};
 	if (cfg->compose_cmd && *cfg->compose_cmd) {
-		cleanup_free char *words = xstrdup(cfg->compose_cmd);
-		char *save = NULL;
-		for (char *w = strtok_r(words, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
-			sb_strv_push(&compose->argv, w);
+		/* The same quote-aware splitting `config check` validated it with. */
+		cleanup_free char *split_err = NULL;
+		if (sb_split_command(cfg->compose_cmd, &compose->argv, &split_err) < 0) {
+			*err = xasprintf("COMPOSE_CMD: %s", split_err);
+			sb_compose_free(compose);
+			return -1;
+		}
 		if (compose->argv.n == 0) {
 			*err = xstrdup("COMPOSE_CMD is blank");
 			return -1;
