@@ -497,8 +497,8 @@ static void do_list_load(struct sb_snapview *v, uint64_t req)
 		if (v->prefetch)
 			prefetch_latest(v, sl);
 	} else {
-		/* Say it once per distinct failure: every request would otherwise repeat it. */
-		if (!v->list_error || strcmp(v->list_error, err) != 0)
+		/* Say it once per distinct failure (and not at all when we stopped it). */
+		if (!atomic_load(&v->stop) && (!v->list_error || strcmp(v->list_error, err) != 0))
 			sb_error("%s", err);
 		free(v->list_error);
 		v->list_error = err;
@@ -534,7 +534,8 @@ static void do_tree_load(struct sb_snapview *v, struct tree_entry *t)
 		free(t->error);
 		t->error = err;
 		t->failed_at = sb_now_monotonic();
-		sb_error("%s", err);
+		if (!atomic_load(&v->stop))
+			sb_error("%s", err);
 	}
 	pthread_cond_broadcast(&v->changed);
 	pthread_mutex_unlock(&v->mu);
