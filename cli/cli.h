@@ -37,6 +37,7 @@ extern const struct cli_cmd cmd_list, cmd_enable, cmd_disable, cmd_discover;
 extern const struct cli_cmd cmd_status, cmd_init, cmd_backup, cmd_sync, cmd_restore, cmd_check;
 extern const struct cli_cmd cmd_snapshots, cmd_forget, cmd_recover, cmd_mount, cmd_umount, cmd_wait;
 extern const struct cli_cmd cmd_doctor, cmd_metrics;
+extern const struct cli_cmd cmd_ls, cmd_get;
 
 /* Prints "stackback: error: ..." to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

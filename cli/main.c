@@ -28,6 +28,8 @@ static const struct cli_cmd *const commands[] = {
 	&cmd_restore,
 	&cmd_check,
 	&cmd_snapshots,
+	&cmd_ls,
+	&cmd_get,
 	&cmd_forget,
 	&cmd_recover,
 	&cmd_doctor,
