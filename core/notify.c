@@ -111,9 +111,11 @@ static void run_command(const struct target *t, const struct notice *n)
 char *sb_notify_ping_url(const char *base, const char *suffix)
 {
 	size_t path_len = strcspn(base, "?#");
+	/* "https://hc/ping/abc/" + "/fail" must not give "abc//fail"; "https://" stays whole. */
+	const char *scheme = strstr(base, "://");
+	size_t keep = scheme && (size_t)(scheme - base) < path_len ? (size_t)(scheme - base) + 3 : 0;
 	size_t end = path_len;
-	/* "https://hc/ping/abc/" + "/fail" must not give "abc//fail"; keep "https://" whole. */
-	while (end > 0 && base[end - 1] == '/' && !(end >= 2 && base[end - 2] == '/'))
+	while (end > keep && base[end - 1] == '/')
 		end--;
 	return xasprintf("%.*s%s%s", (int)end, base, suffix, base + path_len);
 }
@@ -195,7 +197,8 @@ void sb_notify_job_start(const struct sb_config *cfg, struct sb_job *job)
 	for (size_t i = 0; i < job->req.stacks.n; i++)
 		sb_buf_printf(&stacks, "%s%s", i ? " " : "", job->req.stacks.v[i]);
 	cleanup_free char *words = sb_job_request_describe(&job->req);
-	cleanup_free char *summary = xasprintf("job %d %s %s started", job->id, sb_job_kind_name(job->req.kind), words);
+	cleanup_free char *summary = xasprintf("job %d %s%s%s started", job->id, sb_job_kind_name(job->req.kind),
+					       *words ? " " : "", words);
 	struct notice n = {
 		.event = SB_NOTIFY_START,
 		.kind = job->req.kind,
