@@ -769,8 +769,9 @@ int sb_snaptree_builder_feed_json(struct sb_snaptree_builder *b, const char *lin
 	if (!o || jerr != json_tokener_success || used != len ||
 	    !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
-		return fail(b, err, xasprintf("restic ls printed a line that is not a JSON object: %.80s",
-					      line + start));
+		int shown = len - start < 80 ? (int)(len - start) : 80;
+		return fail(b, err, xasprintf("restic ls printed a line that is not a JSON object: %.*s",
+					      shown, line + start));
 	}
 	size_t st_len = 0;
 	const char *st = get_string(o, "struct_type", &st_len);

@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int a = run(data, size, size ? size : 1, &whole);
 	int b = run(data, size, 3, &pieces);
 	if (a != b || (a == 0 && (whole.log.len != pieces.log.len ||
-				  memcmp(whole.log.data, pieces.log.data, whole.log.len) != 0)))
+				  (whole.log.len && memcmp(whole.log.data, pieces.log.data, whole.log.len) != 0))))
 		abort();
 	sb_buf_free(&whole.log);
 	sb_buf_free(&pieces.log);
