@@ -297,8 +297,11 @@ static void on_queue_change(void *userdata, enum sb_queue_event ev, int job_id)
 {
 	struct sbfs *fs = userdata;
 	/* A job that started or ended has stopped or started stacks. */
-	if (ev == SB_QUEUE_JOB_STATE)
+	if (ev == SB_QUEUE_JOB_STATE) {
 		sb_stack_states_invalidate(fs->states);
+		/* ... and may have added or removed snapshots: `latest` must follow. */
+		sbfs_snap_invalidate(fs);
+	}
 	sbfs_notify_polls(fs);
 }
 
@@ -440,7 +443,9 @@ int main(int argc, char **argv)
 	fuse_opt_add_arg(&args, "-odefault_permissions,fsname=stackback,subtype=stackbackfs");
 	if (fs->cfg.allow_other)
 		fuse_opt_add_arg(&args, "-oallow_other");
-	fuse = fuse_new(&args, &sbfs_ops, sizeof(sbfs_ops), fs);
+	static struct fuse_operations ops;
+	sbfs_snap_wrap(&sbfs_ops, &ops);
+	fuse = fuse_new(&args, &ops, sizeof(ops), fs);
 	if (!fuse)
 		goto out_fs;
 	if (fuse_mount(fuse, mountpoint) != 0) {
@@ -465,6 +470,12 @@ int main(int argc, char **argv)
 		sb_log_set_stderr(false);
 
 	record_new_stacks(fs);
+	/* Before the queue, whose change callback invalidates the snapshot lists. */
+	if (sbfs_snap_start(fs, &err) < 0) {
+		sb_error("snapshots cannot be browsed: %s", err);
+		free(err);
+		err = NULL;
+	}
 	if (sb_queue_start(fs->queue, true, &err) < 0 || sb_stack_states_start(fs->states, &err) < 0) {
 		sb_error("%s", err);
 		goto out_threads;
@@ -495,6 +506,7 @@ out_unmount:
 	fuse_unmount(fuse);
 	sb_queue_shutdown(fs->queue);
 	sb_stack_states_stop(fs->states);
+	sbfs_snap_stop(fs);
 	sb_info("stackbackfs stopped");
 out_fuse:
 	fuse_destroy(fuse);

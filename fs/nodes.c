@@ -403,7 +403,11 @@ static const struct sbfs_node nodes[] = {
 	JOB_FILE("report", SB_JOB_FILE_REPORT, 0444, 0, "the job's report as JSON (per stack results)"),
 
 	{.path = "/cloud", .type = SBFS_DIR, .mode = 0755, .help = "the cloud copy of the repository"},
-	{.path = "/snapshots", .type = SBFS_DIR, .mode = 0755, .help = "the snapshots of each stack, read-only"},
+	/* Below these two, fs/snapshots.c answers: only their README lines live here. */
+	{.path = "/cloud/snapshots", .type = SBFS_DIR, .mode = 0555,
+	 .help = "snapshots/ of the repository Stage 3 restored from the cloud, read-only"},
+	{.path = "/snapshots", .type = SBFS_DIR, .mode = 0555,
+	 .help = "NAME/SNAPSHOT/ per stack (YYYY-MM-DDTHH:MM:SS_ID, UTC) and NAME/latest, read-only"},
 };
 
 #define N_NODES SB_ARRAY_SIZE(nodes)

@@ -66,6 +66,8 @@ struct sbfs {
 	pthread_mutex_t open_mu;   /* protects the poll list and notify_ok */
 	struct sbfs_handle *polled;
 	bool notify_ok;            /* the session can take notifications */
+
+	struct sbfs_snap *snap;    /* snapshot browsing (snapshots.c): set before the threads start */
 };
 
 /* Selection cache (main.c). get() never returns NULL; put() each get. */
@@ -142,6 +144,17 @@ void sbfs_children(struct sbfs_ctx *c, sbfs_child_fn fn, void *userdata);
 
 /* The wildcard child of directory node dir, NULL if it has none. */
 const struct sbfs_node *sbfs_wild_child(const struct sbfs_node *dir);
+
+/* ---- snapshots/ and cloud/snapshots/ (snapshots.c) ---- */
+
+/* Starts the snapshot views and content cache (threads: after daemonizing). Returns 0 or -1 with *err. */
+int sbfs_snap_start(struct sbfs *fs, char **err);
+/* A job ran: the snapshot lists are read again before the next answer. NULL-safe before start. */
+void sbfs_snap_invalidate(struct sbfs *fs);
+/* Stops and frees it, once no request and no queue thread can call in. */
+void sbfs_snap_stop(struct sbfs *fs);
+/* out = ops, with paths below snapshots/ and cloud/snapshots/ answered by snapshots.c. */
+void sbfs_snap_wrap(const struct fuse_operations *ops, struct fuse_operations *out);
 
 /* The fuse_operations (ops.c). */
 extern const struct fuse_operations sbfs_ops;
