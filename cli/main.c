@@ -34,11 +34,17 @@ static const struct cli_cmd *const commands[] = {
 	&cmd_recover,
 	&cmd_doctor,
 	&cmd_metrics,
+	&cmd_completion,
 	&cmd_mount,
 	&cmd_umount,
 	&cmd_wait,
 	NULL,
 };
+
+const struct cli_cmd *const *cli_command_table(void)
+{
+	return commands;
+}
 
 void cli_error(const char *fmt, ...)
 {
