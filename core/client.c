@@ -10,11 +10,14 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
-#include <pthread.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -115,91 +118,55 @@ static char *canonical_mountpoint(const char *mountpoint)
 }
 
 /*
- * stat() in a helper thread so that a hung daemon costs a timeout, not
- * a hang. The thread may outlive the call; the last of the two to let
- * go frees the shared record.
+ * stat() in a child process, so that a hung daemon costs a timeout,
+ * not a hang. A thread would not do: a thread stuck in a FUSE request
+ * keeps the whole process from exiting. The child only calls stat()
+ * and _exit() (async-signal-safe after fork in a threaded process); if
+ * it does not answer in time it is killed and left to init.
  */
-struct timed_stat {
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	int refs;      /* mu */
-	bool done;     /* mu */
-	int err;       /* mu: 0 or the errno of stat */
-	char *path;
-};
-
-static void timed_stat_unref(struct timed_stat *ts)
-{
-	pthread_mutex_lock(&ts->mu);
-	bool last = --ts->refs == 0;
-	pthread_mutex_unlock(&ts->mu);
-	if (!last)
-		return;
-	pthread_mutex_destroy(&ts->mu);
-	pthread_cond_destroy(&ts->cond);
-	free(ts->path);
-	free(ts);
-}
-
-static void *timed_stat_thread(void *arg)
-{
-	struct timed_stat *ts = arg;
-	struct stat st;
-	int e = stat(ts->path, &st) < 0 ? errno : 0;
-	pthread_mutex_lock(&ts->mu);
-	ts->err = e;
-	ts->done = true;
-	pthread_cond_signal(&ts->cond);
-	pthread_mutex_unlock(&ts->mu);
-	timed_stat_unref(ts);
-	return NULL;
-}
-
-/* Returns 0 or the errno of stat(path); ETIMEDOUT when it did not answer in time. */
 static int stat_with_timeout(const char *path, double timeout_s)
 {
-	struct timed_stat *ts = xcalloc(1, sizeof(*ts));
-	pthread_mutex_init(&ts->mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&ts->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	ts->refs = 2;
-	ts->path = xstrdup(path);
-
-	pthread_t th;
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	int rc = pthread_create(&th, &attr, timed_stat_thread, ts);
-	pthread_attr_destroy(&attr);
-	if (rc != 0) {
-		/* No thread: ask directly and accept the risk of a hang. */
-		ts->refs = 1;
+	pid_t pid = fork();
+	if (pid < 0) {
 		struct stat st;
-		int e = stat(path, &st) < 0 ? errno : 0;
-		timed_stat_unref(ts);
-		return e;
+		return stat(path, &st) < 0 ? errno : 0;
 	}
-
-	struct timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += (time_t)timeout_s;
-	deadline.tv_nsec += (long)((timeout_s - (double)(time_t)timeout_s) * 1e9);
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
+	if (pid == 0) {
+		struct stat st;
+		_exit(stat(path, &st) < 0 ? (errno & 0xff) : 0);
 	}
-	pthread_mutex_lock(&ts->mu);
-	while (!ts->done) {
-		if (pthread_cond_timedwait(&ts->cond, &ts->mu, &deadline) == ETIMEDOUT)
+	int pidfd = (int)pidfd_open(pid, 0);
+	double deadline = sb_now_monotonic() + timeout_s;
+	for (;;) {
+		int wstatus;
+		pid_t w = waitpid(pid, &wstatus, WNOHANG);
+		if (w == pid) {
+			if (pidfd >= 0)
+				close(pidfd);
+			return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : EIO;
+		}
+		if (w < 0 && errno != EINTR) {
+			/* Reaped elsewhere (SIGCHLD ignored): it answered, that is all we know. */
+			if (pidfd >= 0)
+				close(pidfd);
+			return 0;
+		}
+		double left = deadline - sb_now_monotonic();
+		if (left <= 0)
 			break;
+		if (pidfd >= 0) {
+			struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+			poll(&pfd, 1, (int)(left * 1000) + 1);
+		} else {
+			struct timespec ts = {.tv_nsec = 10 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
 	}
-	int result = ts->done ? ts->err : ETIMEDOUT;
-	pthread_mutex_unlock(&ts->mu);
-	timed_stat_unref(ts);
-	return result;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, WNOHANG);
+	if (pidfd >= 0)
+		close(pidfd);
+	return ETIMEDOUT;
 }
 
 enum sb_mount_state sb_mount_state_at(const char *mountinfo_path, const char *mountpoint,

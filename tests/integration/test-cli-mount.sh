@@ -116,9 +116,21 @@ assert_eq "$RC" 0 "the job went on and ended ok: $OUT $ERR"
 assert_eq "$(rs snapshots --json | json 'len(d)')" 4
 assert_eq "$(sb_stack_state "$BIG")" running
 
-note "a dead daemon leaves a stale mount: an error naming the fix, never an in-process run"
 daemon=$(pgrep -f "stackbackfs .*$MNT\$" || true)
 [ -n "$daemon" ] || fail "cannot find the stackbackfs process for $MNT"
+
+note "a hung daemon costs a timeout, not a hang"
+kill -STOP $daemon
+start=$SECONDS
+run status
+kill -CONT $daemon
+assert_eq "$RC" 1 "status with the daemon stopped"
+assert_contains "$ERR" "does not answer"
+[ $((SECONDS - start)) -lt 30 ] || fail "status took $((SECONDS - start))s against a hung daemon"
+run status --json
+assert_eq "$RC" 0 "status once the daemon runs again: $ERR"
+
+note "a dead daemon leaves a stale mount: an error naming the fix, never an in-process run"
 kill -KILL $daemon
 sleep 0.5
 run backup
