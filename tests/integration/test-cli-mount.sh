@@ -78,7 +78,7 @@ note "a second request is queued behind the first; wait sees the queue"
 "$SB" -c "$CFG" backup "$BIG" >"$T/a.out" 2>"$T/a.err" &
 a=$!
 for ((i = 0; i < 100; i++)); do
-	grep -q queued "$T/a.err" && break
+	grep -qs queued "$T/a.err" && break
 	sleep 0.1
 done
 "$SB" -c "$CFG" backup "$WEB" >"$T/b.out" 2>"$T/b.err" &
@@ -100,7 +100,7 @@ note "Ctrl-C stops following, not the job"
 "$SB" -c "$CFG" backup "$BIG" >"$T/c.out" 2>"$T/c.err" &
 c=$!
 for ((i = 0; i < 100; i++)); do
-	grep -q queued "$T/c.err" && break
+	grep -qs queued "$T/c.err" && break
 	sleep 0.1
 done
 sleep 0.5
