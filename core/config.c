@@ -209,8 +209,8 @@ static const struct key_def keys[] = {
 		"STACKBACK_FAILED, STACKBACK_SUMMARY, STACKBACK_JOB"},
 	{.name = "HEALTHCHECK_URL", .section = "stackback", .type = KEY_STRING,
 	 .offset = OFF(healthcheck_url),
-	 .doc = "a healthchecks.io-style URL: URL/start is pinged when a job starts, URL when it "
-		"succeeds, URL/fail when it fails"},
+	 .doc = "a healthchecks.io-style URL pinged by backup and sync jobs: URL/start when one "
+		"starts, URL when it succeeds, URL/fail when it fails or cannot start"},
 	{.name = "LOG_LEVEL", .section = "stackback", .type = KEY_CHOICE,
 	 .offset = OFF(log_level), .def = "info", .choices = log_level_names,
 	 .doc = "error, warning, info or debug"},
