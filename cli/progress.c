@@ -24,7 +24,7 @@ void cli_progress_init(struct cli_progress *pg, bool json)
 
 void cli_format_eta(double seconds, char *buf, size_t size)
 {
-	if (seconds < 0 || seconds != seconds) {
+	if (seconds < 0 || seconds != seconds || seconds > 1e9) {
 		snprintf(buf, size, "%s", "");
 		return;
 	}

@@ -287,7 +287,8 @@ int sb_client_parse_progress(const char *text, size_t len, struct sb_job_progres
 		else if (strcmp(key, "files_total") == 0)
 			rc = parse_u64(val, &p->files_total);
 		else if (strcmp(key, "eta_s") == 0)
-			rc = parse_double(val, &p->eta_s);
+			/* Negative means unknown; more than ~30 years is not an estimate. */
+			rc = parse_double(val, &p->eta_s) < 0 || p->eta_s > 1e9 ? -1 : 0;
 		if (rc < 0)
 			return -1;
 	}
@@ -564,13 +565,15 @@ static const char *get_str(struct json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
+/* Times and durations: a value no clock gives (beyond ~30,000 years) reads as absent. */
 static double get_num(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 	if (!json_object_object_get_ex(o, key, &v) ||
 	    !(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)))
 		return 0;
-	return json_object_get_double(v);
+	double d = json_object_get_double(v);
+	return d >= -1e12 && d <= 1e12 ? d : 0;
 }
 
 static uint64_t get_u64(struct json_object *o, const char *key)

@@ -280,6 +280,7 @@ static void test_progress_garbage(void **state)
 		"stack_count: 99999999999\n",
 		"eta_s: soon\n",
 		"eta_s: nan\n",
+		"eta_s: 1e300\n",
 		"just a line without a colon\n",
 	};
 	struct sb_job_progress p;
@@ -502,6 +503,17 @@ static void test_job_from_report_garbage(void **state)
 	assert_null(job->error);
 	assert_null(job->summary);
 	assert_int_equal(job->reports[0].bytes_added, 0);
+	sb_job_free(job);
+
+	/* Durations no clock gives read as absent, so rendering stays defined. */
+	const char *huge = "{\"id\":3,\"kind\":\"backup\",\"state\":\"ok\",\"stacks\":[{\"stack\":\"a\","
+			   "\"result\":\"ok\",\"snapshot_id\":\"abcdef0123\",\"duration_s\":1e300,\"downtime_s\":-1e300}]}";
+	job = sb_client_job_from_report(huge, strlen(huge), &err);
+	assert_non_null(job);
+	assert_true(job->reports[0].duration_s == 0);
+	assert_true(job->reports[0].downtime_s == 0);
+	cleanup_free char *text = sb_job_report_text(job);
+	assert_non_null(strstr(text, "downtime 0.0s"));
 	sb_job_free(job);
 }
 
