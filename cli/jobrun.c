@@ -16,6 +16,7 @@
 #include "progress.h"
 #include "stackback/jobrun.h"
 #include "stackback/log.h"
+#include "stackback/logsetup.h"
 #include "stackback/util.h"
 
 /* Written by the signal handler, read by the job and the followers. */
@@ -89,6 +90,8 @@ int cli_take_lock(struct cli_ctx *ctx, bool wait, struct sb_lock *lock)
 		cli_error("%s%s", err, wait ? "" : " (--wait-lock waits for it)");
 		return -1;
 	}
+	/* What this process now does to the stacks belongs in the log file, as a job's does. */
+	sb_log_setup_file(&ctx->cfg);
 	return 0;
 }
 

@@ -89,8 +89,8 @@ static void print_help(FILE *out)
 		fprintf(out, "  %-14s %s\n", commands[i]->name, commands[i]->summary);
 	fprintf(out, "\nCONFIG defaults to $STACKBACK_CONFIG, else %s.\n"
 		     "--log-level overrides LOG_LEVEL (error, warning, info, debug); --syslog also\n"
-		     "logs to /dev/log (automatic when run as a systemd service). Log lines go to\n"
-		     "STATE_DIR/log as well when STATE_DIR exists.\n"
+		     "logs to /dev/log (automatic when run as a systemd service). Jobs and\n"
+		     "recovery also log to STATE_DIR/log.\n"
 		     "Run 'stackback COMMAND --help' for a command's options.\n"
 		     "Exit codes: 0 ok, 1 failure, 2 usage.\n",
 		SB_DEFAULT_CONFIG);
@@ -188,8 +188,8 @@ int main(int argc, char **argv)
 		rc = CLI_EXIT_FAILURE;
 	} else {
 		if (cmd->needs_config) {
+			/* STATE_DIR/log is opened where STATE_DIR changes: jobs, recovery. */
 			sb_log_setup_level(&ctx.cfg);
-			sb_log_setup_file(&ctx.cfg);
 			sb_log_setup_syslog(&ctx.cfg, "stackback", want_syslog);
 		}
 		if (level_given)

@@ -4,9 +4,10 @@
  * CLI, the daemon and the TUI from the configuration and from how the
  * program was started:
  *
- * - STATE_DIR/log, rotated to log.1 at SB_LOG_FILE_MAX, whenever
- *   STATE_DIR exists and this user may write it (read-only commands of
- *   another user never create it);
+ * - STATE_DIR/log, rotated to log.1 at SB_LOG_FILE_MAX, by a process
+ *   that acts on STATE_DIR: the daemon, an in-process job, a recovery
+ *   (never a dry run or a command that only reads, which leave STATE_DIR
+ *   as it was);
  * - syslog: SYSLOG_SOCKET when configured; otherwise /dev/log, if it
  *   exists, when asked for (--syslog) or when running as a systemd
  *   service. A service's stderr already reaches the journal, so once
