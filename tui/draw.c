@@ -80,6 +80,21 @@ void tui_put(struct tui *t, int y, int x, int width, const char *text, enum tui_
 	tui_put_attr(t, y, x, width, text, tui_tone_attr(t, tone));
 }
 
+void tui_put_rule(struct tui *t, int y, int width, const char *title)
+{
+	struct sb_buf b = {0};
+	const char *dash = t->utf8 ? "\xe2\x94\x80" : "-";
+	int used = 0;
+	if (title) {
+		sb_buf_printf(&b, "%s%s %s ", dash, dash, title);
+		used = 4 + tui_text_width(title);
+	}
+	for (; used < width; used++)
+		sb_buf_puts(&b, dash);
+	tui_put(t, y, 0, width, b.data ? b.data : "", TUI_TONE_DIM);
+	sb_buf_free(&b);
+}
+
 void tui_put_bar(struct tui *t, int y, int x, int width, double percent)
 {
 	if (width <= 0)

@@ -168,20 +168,44 @@ static void health_draw(void *data, struct tui *t, const struct tui_rect *r)
 						    tui_task_running(&h->task), &tone);
 	tui_put_attr(t, r->y, 1, r->w - 1, sum, tui_tone_attr(t, tone) | A_BOLD);
 
-	/* Lines: each check, then its fix indented under it. */
+	/* Lines: each check, wrapped, then its fix indented under it. */
 	struct sb_strv lines = {0};
-	enum tui_tone *tones = xcalloc(hr->n * 2 + 1, sizeof(*tones));
+	enum tui_tone *tones = NULL;
 	int title_w = r->w >= 80 ? 22 : 14;
+	int indent = 8 + 1 + title_w + 2;
+	int width = r->w - 2;
 	for (size_t i = 0; i < hr->n; i++) {
 		const struct sb_doctor_check *c = hr->done[i] ? &hr->checks[i] : NULL;
-		tones[lines.n] = TUI_TONE_NORMAL;
-		sb_strv_push_owned(&lines, tui_health_line(c, sb_doctor_check_title(i), title_w,
-							   &tones[lines.n]));
-		if (c && c->fix) {
-			tones[lines.n] = c->result == SB_DOCTOR_FAILED ? TUI_TONE_BAD : TUI_TONE_WARN;
-			cleanup_free char *fix = tui_sanitize(c->fix);
-			sb_strv_push_owned(&lines, xasprintf("%*s  fix: %s", 8 + title_w, "", fix));
+		size_t from = lines.n;
+		cleanup_free char *line = tui_health_line(c, sb_doctor_check_title(i), title_w, &tone);
+		struct sb_strv w = {0};
+		tui_wrap(line, width, &w);
+		for (size_t k = 0; k < w.n; k++) {
+			/* Continuations line up under the detail. */
+			if (k == 0) {
+				sb_strv_push(&lines, w.v[0]);
+				continue;
+			}
+			struct sb_strv w2 = {0};
+			tui_wrap(w.v[k], width - indent, &w2);
+			for (size_t m = 0; m < w2.n; m++)
+				sb_strv_push_owned(&lines, xasprintf("%*s%s", indent, "", w2.v[m]));
+			sb_strv_free(&w2);
 		}
+		sb_strv_free(&w);
+		if (c && c->fix) {
+			cleanup_free char *fix = tui_sanitize(c->fix);
+			cleanup_free char *fl = xasprintf("fix: %s", fix);
+			tui_wrap(fl, width - indent, &w);
+			for (size_t k = 0; k < w.n; k++)
+				sb_strv_push_owned(&lines, xasprintf("%*s%s%s", indent, "", k ? "     " : "", w.v[k]));
+			sb_strv_free(&w);
+		}
+		tones = xrealloc(tones, (lines.n + 1) * sizeof(*tones));
+		for (size_t k = from; k < lines.n; k++)
+			tones[k] = k == from || !c || !c->fix ? tone
+				   : c->result == SB_DOCTOR_FAILED ? TUI_TONE_BAD
+								  : TUI_TONE_WARN;
 	}
 	pthread_mutex_unlock(&hr->mu);
 

@@ -213,28 +213,49 @@ static void draw_job(struct run *r, struct tui *t, const struct tui_run_view *v,
 		cleanup_free char *text = tui_progress_text(p);
 		tui_put(t, y++, 1, rc->w - 1, text, TUI_TONE_NORMAL);
 	}
-	if (v->phase == TUI_RUN_ERROR || (v->phase == TUI_RUN_DONE && v->error && v->n_stacks == 0))
-		tui_put(t, y++, 1, rc->w - 1, v->error, TUI_TONE_BAD);
+	if (v->phase == TUI_RUN_ERROR || (v->phase == TUI_RUN_DONE && v->error && v->n_stacks == 0)) {
+		/* Why it could not run, whole: it usually names the fix. */
+		struct sb_strv err = {0};
+		tui_wrap(v->error, rc->w - 2, &err);
+		for (size_t i = 0; i < err.n && y < bottom - 1; i++)
+			tui_put(t, y++, 1, rc->w - 1, err.v[i], TUI_TONE_BAD);
+		sb_strv_free(&err);
+	}
 	if (v->phase == TUI_RUN_DONE && v->summary)
 		tui_put(t, y++, 1, rc->w - 1, v->summary, v->state == SB_JOB_OK ? TUI_TONE_GOOD : TUI_TONE_BAD);
 
-	/* One line per stack; keep at least 3 rows for the log. */
+	/* One line per stack, each failure's cause whole under it. */
+	struct sb_strv lines = {0};
+	enum tui_tone *tones = NULL;
+	int indent = 4 + tui_run_name_width(v);
+	for (size_t i = 0; i < v->n_stacks; i++) {
+		size_t from = lines.n;
+		sb_strv_push_owned(&lines, tui_run_stack_line(v, &v->stacks[i], &tone));
+		if (v->stacks[i].error && v->stacks[i].has_result) {
+			struct sb_strv w = {0};
+			tui_wrap(v->stacks[i].error, rc->w - indent - 1, &w);
+			for (size_t k = 0; k < w.n; k++)
+				sb_strv_push_owned(&lines, xasprintf("%*s%s", indent - 2, "", w.v[k]));
+			sb_strv_free(&w);
+		}
+		tones = xrealloc(tones, lines.n * sizeof(*tones));
+		for (size_t k = from; k < lines.n; k++)
+			tones[k] = k == from ? tone : TUI_TONE_BAD;
+	}
+	/* Keep at least 3 rows for the log; the newest stacks win the room. */
 	int log_min = 3;
 	size_t room = bottom - y - log_min - 1 > 0 ? (size_t)(bottom - y - log_min - 1) : 0;
-	size_t first = v->n_stacks > room ? v->n_stacks - room : 0;
-	for (size_t i = first; i < v->n_stacks; i++) {
-		cleanup_free char *line = tui_run_stack_line(v, &v->stacks[i], &tone);
-		tui_put(t, y++, 2, rc->w - 2, line, tone);
-	}
+	size_t first = lines.n > room ? lines.n - room : 0;
+	for (size_t i = first; i < lines.n; i++)
+		tui_put(t, y++, 2, rc->w - 2, lines.v[i], tones[i]);
+	sb_strv_free(&lines);
+	free(tones);
 
 	/* The log tail fills what is left. */
 	if (y >= bottom)
 		return;
-	attr_t dim = tui_tone_attr(t, TUI_TONE_DIM);
-	attron(dim);
-	mvhline(y, 0, t->utf8 ? ACS_HLINE : '-', rc->w);
-	attroff(dim);
-	tui_put(t, y++, 2, 6, " log ", TUI_TONE_DIM);
+	tui_put_rule(t, y, rc->w, "log");
+	y++;
 	int rows = bottom - y;
 	if (rows <= 0)
 		return;

@@ -25,7 +25,7 @@
 /* New stack directories are looked for this often, seconds. */
 #define RESCAN_S 10.0
 /* Rows under the list for the current stack's details. */
-#define DETAIL_ROWS 3
+#define DETAIL_ROWS 4
 
 /* One round of docker questions, owned by the screen, filled by the task. */
 struct docker_round {
@@ -569,10 +569,7 @@ static void stacks_draw(void *data, struct tui *t, const struct tui_rect *r)
 
 	/* Details of the stack under the cursor, failures in red. */
 	int dy = r->y + r->h - DETAIL_ROWS;
-	attr_t line = tui_tone_attr(t, TUI_TONE_DIM);
-	attron(line);
-	mvhline(dy - 1, 0, t->utf8 ? ACS_HLINE : '-', r->w);
-	attroff(line);
+	tui_put_rule(t, dy - 1, r->w, NULL);
 	struct tui_stack_row *cur = tui_stack_list_current(&s->list);
 	if (!cur)
 		return;
@@ -582,13 +579,22 @@ static void stacks_draw(void *data, struct tui *t, const struct tui_rect *r)
 	cleanup_free char *derr = cur->docker_known && cur->docker == SB_STATE_UNKNOWN
 					  ? docker_error(s, cur->name)
 					  : NULL;
+	/* Errors wrap into the rows left: their cause is at the end of the line. */
+	int row = 0;
 	for (size_t i = 0; i < n; i++) {
-		tui_put(t, dy + (int)i, 1, r->w - 1, lines[i], tones[i]);
+		struct sb_strv wl = {0};
+		if (tones[i] == TUI_TONE_BAD)
+			tui_wrap(lines[i], r->w - 2, &wl);
+		else
+			sb_strv_push(&wl, lines[i]);
+		for (size_t k = 0; k < wl.n && row < DETAIL_ROWS; k++)
+			tui_put(t, dy + row++, 1, r->w - 1, wl.v[k], tones[i]);
+		sb_strv_free(&wl);
 		free(lines[i]);
 	}
-	if (derr && n < DETAIL_ROWS) {
+	if (derr && row < DETAIL_ROWS) {
 		cleanup_free char *msg = xasprintf("docker: %s", derr);
-		tui_put(t, dy + (int)n, 1, r->w - 1, msg, TUI_TONE_BAD);
+		tui_put(t, dy + row, 1, r->w - 1, msg, TUI_TONE_BAD);
 	}
 }
 

@@ -195,6 +195,12 @@ attr_t tui_heading_attr(const struct tui *t);
 void tui_put(struct tui *t, int y, int x, int width, const char *text, enum tui_tone tone);
 /* Writes text at (y, x) fitted to width columns with attributes. */
 void tui_put_attr(struct tui *t, int y, int x, int width, const char *text, attr_t attr);
+/*
+ * A horizontal rule across row y, width columns, with an optional
+ * title near its left end. Box-drawing characters are written as text
+ * (not the terminal's alternate charset) so captures show them too.
+ */
+void tui_put_rule(struct tui *t, int y, int width, const char *title);
 /* A progress bar of width columns at (y, x). */
 void tui_put_bar(struct tui *t, int y, int x, int width, double percent);
 /* Scrollable text: the lines of tt from its top, the search hit highlighted. */

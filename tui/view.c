@@ -86,6 +86,49 @@ char *tui_fit(const char *s, int width, bool utf8)
 	return sb_buf_steal(&b);
 }
 
+void tui_wrap(const char *s, int width, struct sb_strv *out)
+{
+	if (width < 1)
+		width = 1;
+	const char *p = s;
+	size_t n = strlen(s);
+	while (n > 0) {
+		/* Take characters while they fit; remember the last space to break there. */
+		int used = 0;
+		size_t take = 0, last_space = 0;
+		bool have_space = false;
+		while (take < n) {
+			int w;
+			size_t len = next_char(p + take, n - take, &w);
+			if (used + w > width)
+				break;
+			if (p[take] == ' ') {
+				last_space = take;
+				have_space = true;
+			}
+			used += w;
+			take += len;
+		}
+		if (take == 0) {
+			/* A character wider than the line: it goes alone. */
+			int w;
+			take = next_char(p, n, &w);
+		} else if (take < n && p[take] != ' ' && have_space && last_space > 0) {
+			take = last_space;
+		}
+		size_t end = take;
+		while (end > 0 && p[end - 1] == ' ')
+			end--;
+		sb_strv_push_owned(out, xstrndup(p, end));
+		p += take;
+		n -= take;
+		while (n > 0 && *p == ' ') {
+			p++;
+			n--;
+		}
+	}
+}
+
 char *tui_sanitize(const char *s)
 {
 	char *out = xstrdup(s);
@@ -476,9 +519,10 @@ void tui_stack_list_move(struct tui_stack_list *l, long delta, int height)
 		l->top = l->cursor;
 	if (l->cursor >= l->top + (size_t)height)
 		l->top = l->cursor - (size_t)height + 1;
-	/* No empty space below the last row when the list could fill it. */
-	if (l->n_shown >= (size_t)height && l->top > l->n_shown - (size_t)height)
-		l->top = l->n_shown - (size_t)height;
+	/* No empty rows below the last stack while stacks above are hidden (a window grew). */
+	size_t max_top = l->n_shown > (size_t)height ? l->n_shown - (size_t)height : 0;
+	if (l->top > max_top)
+		l->top = max_top;
 }
 
 struct tui_stack_row *tui_stack_list_find(const struct tui_stack_list *l, const char *name)
@@ -663,10 +707,10 @@ size_t tui_stack_details(const struct tui_stack_row *r, double now, char **lines
 			sb_format_time_utc((time_t)r->last.time, when, sizeof(when));
 		sb_format_duration(r->last.duration_s, dur, sizeof(dur));
 		sb_format_bytes(r->last.bytes_added, added, sizeof(added));
-		if (r->last.has_downtime)
+		if (r->last.has_downtime && r->last.downtime_s > 0)
 			sb_format_duration(r->last.downtime_s, down, sizeof(down));
 		else
-			snprintf(down, sizeof(down), "-");
+			snprintf(down, sizeof(down), "none");
 		ADD(result_tone(r->last.result), "last backup %s (%s): %s, took %s, downtime %s%s%.8s%s%s",
 		    age, when, r->last.result, dur, down, r->last.snapshot[0] ? ", snapshot " : "",
 		    r->last.snapshot, strcmp(r->last.result, "ok") == 0 ? ", added " : "",
@@ -951,8 +995,9 @@ char *tui_run_stack_line(const struct tui_run_view *v, const struct tui_run_stac
 	} else if (s->downtime_s > 0) {
 		sb_buf_printf(&b, " downtime %s", down);
 	}
-	if (s->error)
-		sb_buf_printf(&b, " %s", s->error);
+	/* The error goes on its own lines (s->error): it is what the user must read whole. */
+	while (b.len > 0 && b.data[b.len - 1] == ' ')
+		b.data[--b.len] = '\0';
 	return sb_buf_steal(&b);
 }
 

@@ -44,6 +44,12 @@ int tui_text_width(const char *s);
  */
 char *tui_fit(const char *s, int width, bool utf8);
 
+/*
+ * Appends s to out as lines of at most width columns, broken at spaces
+ * where possible (a word longer than a line is split). Nothing for "".
+ */
+void tui_wrap(const char *s, int width, struct sb_strv *out);
+
 /* s with control characters (escapes, tabs, CR) replaced by spaces, so a log line cannot move the cursor. Caller frees. */
 char *tui_sanitize(const char *s);
 
@@ -279,9 +285,10 @@ void tui_run_failed(struct tui_run_view *v, const char *err);
 char *tui_run_headline(const struct tui_run_view *v, enum tui_tone *tone);
 /*
  * The line of one stack in the run list: "web  ok  snapshot 1a2b3c4d,
- * 4.1s, downtime 3.2s, added 1.2 MiB" or "db  failed  pre-hook exited
- * 1", "app  waiting", "web  backing up" (the current stack). Caller
- * frees; *tone says how it looks.
+ * 4.1s, downtime 3.2s, added 1.2 MiB", "db  skipped", "app  waiting",
+ * "web  backup" (the current stack's phase). A failure's cause is in
+ * s->error, for the screen to show whole under the line. Caller frees;
+ * *tone says how it looks.
  */
 char *tui_run_stack_line(const struct tui_run_view *v, const struct tui_run_stack *s,
 			 enum tui_tone *tone);

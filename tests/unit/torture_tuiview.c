@@ -70,6 +70,38 @@ static void test_fit(void **state)
 	free(s);
 }
 
+static void test_wrap(void **state)
+{
+	(void)state;
+	struct sb_strv out = {0};
+	tui_wrap("stack 'db' skipped (left running): pre-backup hook exited 1: database dump failed", 30, &out);
+	assert_int_equal(out.n, 3);
+	assert_string_equal(out.v[0], "stack 'db' skipped (left");
+	assert_string_equal(out.v[1], "running): pre-backup hook");
+	assert_string_equal(out.v[2], "exited 1: database dump failed");
+	for (size_t i = 0; i < out.n; i++)
+		assert_true(tui_text_width(out.v[i]) <= 30);
+	sb_strv_free(&out);
+	/* A word longer than the line is split; wide characters never straddle. */
+	tui_wrap("/a/very/long/path/without/any/space", 10, &out);
+	assert_int_equal(out.n, 4);
+	assert_string_equal(out.v[0], "/a/very/lo");
+	assert_string_equal(out.v[3], "space");
+	sb_strv_free(&out);
+	tui_wrap("\xe6\x97\xa5\xe6\x9c\xac\xe6\x97\xa5", 3, &out);
+	assert_int_equal(out.n, 3);
+	sb_strv_free(&out);
+	tui_wrap("ab", 0, &out); /* a width below 1 still terminates */
+	assert_int_equal(out.n, 2);
+	sb_strv_free(&out);
+	tui_wrap("", 10, &out);
+	assert_int_equal(out.n, 0);
+	tui_wrap("   ", 10, &out);
+	assert_int_equal(out.n, 1);
+	assert_string_equal(out.v[0], "");
+	sb_strv_free(&out);
+}
+
 static void test_sanitize(void **state)
 {
 	(void)state;
@@ -411,6 +443,14 @@ static void test_stack_list_filter_and_cursor(void **state)
 	tui_stack_list_move(&l, -2, 2);
 	assert_int_equal(l.cursor, 2);
 	assert_int_equal(l.top, 2);
+	/* A tiny window scrolled the list; when it grows, every row is shown again. */
+	tui_stack_list_move(&l, 0, 1);
+	assert_int_equal(l.top, 2);
+	tui_stack_list_move(&l, 0, 20);
+	assert_int_equal(l.top, 0);
+	assert_int_equal(l.cursor, 2);
+	tui_stack_list_move(&l, 0, 4);
+	assert_int_equal(l.top, 0);
 
 	char *sum = tui_stack_summary(&l);
 	assert_string_equal(sum, "2 of 5 stacks enabled");
@@ -793,7 +833,9 @@ static void test_run_view(void **state)
 	free(line);
 	line = tui_run_stack_line(&v, &v.stacks[1], &tone);
 	assert_int_equal(tone, TUI_TONE_BAD);
-	assert_non_null(strstr(line, "skipped  pre-backup hook of stack 'db' exited 1"));
+	assert_non_null(strstr(line, "skipped"));
+	assert_null(strstr(line, "pre-backup"));
+	assert_string_equal(v.stacks[1].error, "pre-backup hook of stack 'db' exited 1");
 	free(line);
 	assert_string_equal(v.summary, "1 of 2 stacks backed up, 1 failed");
 
@@ -982,6 +1024,7 @@ int main(void)
 		cmocka_unit_test(test_text_width),
 		cmocka_unit_test(test_fit),
 		cmocka_unit_test(test_sanitize),
+		cmocka_unit_test(test_wrap),
 		cmocka_unit_test(test_line_edit),
 		cmocka_unit_test(test_format_age),
 		cmocka_unit_test(test_format_eta),
