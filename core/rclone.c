@@ -231,6 +231,15 @@ int sb_rclone_sync(const struct sb_config *cfg, const char *src, const char *dst
 		sb_strv_push(&argv, "--retries");
 		sb_strv_push_owned(&argv, xasprintf("%ld", cfg->retries));
 	}
+	/*
+	 * rclone's default of 10 nests: an upload retries 10 times, each
+	 * retrying its parent-directory call 10 times at up to 2 s apart, so
+	 * a remote that died mid-sync took 6.5 minutes to be reported (webdav,
+	 * two files in flight). 3 still rides out a transient error; RETRIES
+	 * reruns the whole sync after that.
+	 */
+	sb_strv_push(&argv, "--low-level-retries");
+	sb_strv_push(&argv, "3");
 	if (cfg->bandwidth && *cfg->bandwidth) {
 		sb_strv_push(&argv, "--bwlimit");
 		sb_strv_push(&argv, cfg->bandwidth);
