@@ -416,8 +416,11 @@ void sb_format_bytes(uint64_t bytes, char *buf, size_t size)
 
 void sb_format_duration(double seconds, char *buf, size_t size)
 {
-	if (seconds < 0)
+	/* NaN, negative and absurd values (a corrupt report) must not overflow the cast below. */
+	if (!(seconds >= 0))
 		seconds = 0;
+	if (seconds > 1e9)
+		seconds = 1e9;
 	if (seconds < 60) {
 		snprintf(buf, size, "%.1fs", seconds);
 		return;

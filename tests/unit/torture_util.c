@@ -105,6 +105,10 @@ static void test_format(void **state)
 	assert_string_equal(buf, "5.2s");
 	sb_format_duration(3725, buf, sizeof(buf));
 	assert_string_equal(buf, "1h02m");
+	sb_format_duration(1e300, buf, sizeof(buf));
+	assert_string_equal(buf, "277777h46m");
+	sb_format_duration(-5, buf, sizeof(buf));
+	assert_string_equal(buf, "0.0s");
 	sb_format_time_utc(0, buf, sizeof(buf));
 	assert_string_equal(buf, "1970-01-01T00:00:00Z");
 }
