@@ -232,6 +232,11 @@ bool tui_pager_key(struct tui *t, struct tui_pager *pg, const struct tui_key *k)
 		}
 		return true;
 	}
+	/* Keys that arrive before the first draw: the end is where the text will be wrapped. */
+	if (pg->wrap_w == 0 && ((k->fn && k->code == KEY_END) || tui_key_is(k, 'G'))) {
+		pg->follow = true;
+		return true;
+	}
 	if (tui_text_key(&pg->text, k, h))
 		return true;
 	if (k->fn)
@@ -252,6 +257,20 @@ bool tui_pager_key(struct tui *t, struct tui_pager *pg, const struct tui_key *k)
 	}
 }
 
+void tui_pager_set(struct tui_pager *pg, const char *text, bool follow)
+{
+	free(pg->raw);
+	pg->raw = xstrdup(text ? text : "");
+	pg->wrap_w = 0;
+	pg->follow = follow;
+}
+
+bool tui_pager_at_end(const struct tui_pager *pg)
+{
+	size_t h = (size_t)(pg->height > 0 ? pg->height : 1);
+	return pg->text.lines.n <= h || pg->text.top + h >= pg->text.lines.n;
+}
+
 void tui_pager_draw(struct tui *t, struct tui_pager *pg, const struct tui_rect *r)
 {
 	struct tui_rect tr = *r;
@@ -261,6 +280,14 @@ void tui_pager_draw(struct tui *t, struct tui_pager *pg, const struct tui_rect *
 	if (pg->search.active)
 		tr.h--;
 	pg->height = tr.h > 0 ? tr.h : 1;
+	/* Long lines wrap, so an error's cause at the end of its line is read whole. */
+	if (pg->wrap_w != tr.w && pg->raw) {
+		bool follow = pg->follow || (pg->wrap_w > 0 && tui_pager_at_end(pg));
+		cleanup_free char *wrapped = tui_wrap_text(pg->raw, tr.w > 1 ? tr.w : 1);
+		tui_text_set(&pg->text, wrapped, !follow, follow, pg->height);
+		pg->wrap_w = tr.w;
+		pg->follow = false;
+	}
 	tui_text_scroll(&pg->text, 0, pg->height);
 	tui_put_text(t, &tr, &pg->text);
 	if (pg->search.active)
@@ -270,4 +297,6 @@ void tui_pager_draw(struct tui *t, struct tui_pager *pg, const struct tui_rect *
 void tui_pager_free(struct tui_pager *pg)
 {
 	tui_text_free(&pg->text);
+	free(pg->raw);
+	pg->raw = NULL;
 }

@@ -58,7 +58,7 @@ static void render(struct config_screen *c, struct tui *t, const struct sb_confi
 		sb_buf_puts(&b, "\n");
 		p += len + (nl ? 1 : 0);
 	}
-	tui_text_set(&c->pager.text, b.data, false, false, c->pager.height);
+	tui_pager_set(&c->pager, b.data, false);
 	sb_buf_free(&b);
 	c->reloaded = fresh;
 }

@@ -59,12 +59,6 @@ static int read_tail(const char *path, char **out)
 	return 0;
 }
 
-static bool at_end(const struct log_screen *l)
-{
-	size_t h = (size_t)(l->pager.height > 0 ? l->pager.height : 1);
-	return l->pager.text.lines.n <= h || l->pager.text.top + h >= l->pager.text.lines.n;
-}
-
 static void refresh_file(struct log_screen *l, bool force)
 {
 	struct stat st;
@@ -73,20 +67,20 @@ static void refresh_file(struct log_screen *l, bool force)
 		l->note = xasprintf("no log yet at %s (jobs write it; dry runs do not: s shows this session)",
 				    l->path);
 		l->have_st = false;
-		tui_text_set(&l->pager.text, "", false, false, l->pager.height);
+		tui_pager_set(&l->pager, "", false);
 		return;
 	}
 	if (!force && l->have_st && st.st_ino == l->st.st_ino && st.st_size == l->st.st_size &&
 	    st.st_mtim.tv_sec == l->st.st_mtim.tv_sec && st.st_mtim.tv_nsec == l->st.st_mtim.tv_nsec)
 		return;
-	bool follow = at_end(l);
+	bool follow = tui_pager_at_end(&l->pager);
 	cleanup_free char *text = NULL;
 	int rc = read_tail(l->path, &text);
 	free(l->note);
 	l->note = rc < 0 ? xasprintf("cannot read %s: %s", l->path, strerror(-rc)) : NULL;
 	l->st = st;
 	l->have_st = rc == 0;
-	tui_text_set(&l->pager.text, text ? text : "", !follow, follow, l->pager.height);
+	tui_pager_set(&l->pager, text ? text : "", follow);
 }
 
 static void refresh_ring(struct log_screen *l, bool force)
@@ -96,10 +90,10 @@ static void refresh_ring(struct log_screen *l, bool force)
 	if (!force && len == l->ring_len)
 		return;
 	l->ring_len = len;
-	bool follow = at_end(l);
+	bool follow = tui_pager_at_end(&l->pager);
 	free(l->note);
 	l->note = len ? NULL : xstrdup("nothing logged in this session yet");
-	tui_text_set(&l->pager.text, text ? text : "", !follow, follow, l->pager.height);
+	tui_pager_set(&l->pager, text ? text : "", follow);
 }
 
 static void reread(struct log_screen *l, bool force)
@@ -145,12 +139,10 @@ static bool log_key(void *data, struct tui *t, const struct tui_key *k)
 	struct log_screen *l = data;
 	if (!l->pager.search.active && tui_key_is(k, 's')) {
 		l->session = !l->session;
-		l->pager.text.top = 0;
 		l->pager.text.has_match = false;
-		/* Start at the end of the new source. */
-		tui_text_set(&l->pager.text, "", false, false, l->pager.height);
 		reread(l, true);
-		tui_text_jump(&l->pager.text, true, l->pager.height);
+		/* Start at the end of the new source. */
+		l->pager.follow = true;
 		tui_message(t, TUI_TONE_DIM, "showing %s", l->session ? "this session's log" : l->path);
 		return true;
 	}

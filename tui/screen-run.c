@@ -221,8 +221,13 @@ static void draw_job(struct run *r, struct tui *t, const struct tui_run_view *v,
 			tui_put(t, y++, 1, rc->w - 1, err.v[i], TUI_TONE_BAD);
 		sb_strv_free(&err);
 	}
-	if (v->phase == TUI_RUN_DONE && v->summary)
-		tui_put(t, y++, 1, rc->w - 1, v->summary, v->state == SB_JOB_OK ? TUI_TONE_GOOD : TUI_TONE_BAD);
+	if (v->phase == TUI_RUN_DONE && v->summary) {
+		struct sb_strv sum = {0};
+		tui_wrap(v->summary, rc->w - 2, &sum);
+		for (size_t i = 0; i < sum.n && i < 3 && y < bottom - 1; i++)
+			tui_put(t, y++, 1, rc->w - 1, sum.v[i], v->state == SB_JOB_OK ? TUI_TONE_GOOD : TUI_TONE_BAD);
+		sb_strv_free(&sum);
+	}
 
 	/* One line per stack, each failure's cause whole under it. */
 	struct sb_strv lines = {0};

@@ -228,10 +228,17 @@ void tui_input_draw(struct tui *t, const struct tui_input *in, int y);
 
 /* Scrollable, searchable text: the Log, Config and Health screens. */
 struct tui_pager {
-	struct tui_text text;
+	struct tui_text text;        /* the lines as shown: wrapped to the window */
 	struct tui_input search;
-	int height;          /* rows of text on screen, from the last draw */
+	int height;                  /* rows of text on screen, from the last draw */
+	char *raw;                   /* the text as given */
+	int wrap_w;                  /* the width text was wrapped for; 0 = wrap at the next draw */
+	bool follow;                 /* show the end after the next wrap */
 };
+/* Replaces the text (copied); with follow the end is shown, else the position is kept. */
+void tui_pager_set(struct tui_pager *pg, const char *text, bool follow);
+/* True if the view shows the last line. */
+bool tui_pager_at_end(const struct tui_pager *pg);
 /* Scrolling keys, / to search, n and N for the next and previous hit. True if k was used. */
 bool tui_pager_key(struct tui *t, struct tui_pager *pg, const struct tui_key *k);
 /* Draws the text into r; while a search is typed, its line takes r's last row. */

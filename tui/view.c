@@ -129,6 +129,43 @@ void tui_wrap(const char *s, int width, struct sb_strv *out)
 	}
 }
 
+char *tui_wrap_text(const char *text, int width)
+{
+	struct sb_buf b = {0};
+	const char *p = text ? text : "";
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		cleanup_free char *raw = xstrndup(p, len);
+		cleanup_free char *line = tui_sanitize(raw);
+		struct sb_strv w = {0};
+		tui_wrap(line, width, &w);
+		if (w.n == 0) {
+			sb_buf_puts(&b, "\n");
+		} else {
+			sb_buf_printf(&b, "%s\n", w.v[0]);
+			/* The rest of the line, rewrapped narrower so the indent fits. */
+			if (w.n > 1 && width > 4) {
+				size_t first = strlen(w.v[0]);
+				const char *rest = line + first;
+				while (*rest == ' ')
+					rest++;
+				struct sb_strv w2 = {0};
+				tui_wrap(rest, width - 2, &w2);
+				for (size_t i = 0; i < w2.n; i++)
+					sb_buf_printf(&b, "  %s\n", w2.v[i]);
+				sb_strv_free(&w2);
+			} else {
+				for (size_t i = 1; i < w.n; i++)
+					sb_buf_printf(&b, "%s\n", w.v[i]);
+			}
+		}
+		sb_strv_free(&w);
+		p += len + (nl ? 1 : 0);
+	}
+	return b.data ? sb_buf_steal(&b) : xstrdup("");
+}
+
 char *tui_sanitize(const char *s)
 {
 	char *out = xstrdup(s);

@@ -50,6 +50,13 @@ char *tui_fit(const char *s, int width, bool utf8);
  */
 void tui_wrap(const char *s, int width, struct sb_strv *out);
 
+/*
+ * text (lines separated by newlines) with every line sanitized and
+ * wrapped to width columns, continuation lines indented by two spaces.
+ * Caller frees.
+ */
+char *tui_wrap_text(const char *text, int width);
+
 /* s with control characters (escapes, tabs, CR) replaced by spaces, so a log line cannot move the cursor. Caller frees. */
 char *tui_sanitize(const char *s);
 

@@ -102,6 +102,31 @@ static void test_wrap(void **state)
 	sb_strv_free(&out);
 }
 
+static void test_wrap_text(void **state)
+{
+	(void)state;
+	char *s = tui_wrap_text("short\n\nerror: backup of stack 'web' failed: restic exited 1\n", 20);
+	/* Continuations are indented, so they get two columns less. */
+	assert_string_equal(s, "short\n\nerror: backup of\n  stack 'web'\n  failed: restic\n  exited 1\n");
+	free(s);
+	s = tui_wrap_text("tab\there", 20);
+	assert_string_equal(s, "tab here\n");
+	free(s);
+	s = tui_wrap_text("", 20);
+	assert_string_equal(s, "");
+	free(s);
+	s = tui_wrap_text(NULL, 20);
+	assert_string_equal(s, "");
+	free(s);
+	/* Every produced line fits, whatever the width. */
+	for (int w = 1; w < 30; w++) {
+		s = tui_wrap_text("a fairly long line with /some/paths/in/it and words", w);
+		for (char *l = strtok(s, "\n"); l; l = strtok(NULL, "\n"))
+			assert_true(tui_text_width(l) <= w);
+		free(s);
+	}
+}
+
 static void test_sanitize(void **state)
 {
 	(void)state;
@@ -1025,6 +1050,7 @@ int main(void)
 		cmocka_unit_test(test_fit),
 		cmocka_unit_test(test_sanitize),
 		cmocka_unit_test(test_wrap),
+		cmocka_unit_test(test_wrap_text),
 		cmocka_unit_test(test_line_edit),
 		cmocka_unit_test(test_format_age),
 		cmocka_unit_test(test_format_eta),
