@@ -138,7 +138,7 @@ static char *rclone_reason(const char *text)
 	return pick;
 }
 
-/* One phrase for a failed rclone run; verb is "sync", "check" or "lsd". */
+/* One phrase for a failed rclone run; verb is "sync", "check", "lsd" or "copyto". */
 static char *rclone_error(const char *verb, const struct sb_run_result *res, double timeout_s)
 {
 	switch (res->outcome) {
@@ -377,4 +377,37 @@ int sb_rclone_reachable(const struct sb_config *cfg, char **err)
 	}
 	sb_run_result_free(&rr);
 	return rc == 0 ? 0 : -1;
+}
+
+int sb_rclone_fetch(const struct sb_config *cfg, const char *remote_file, const char *local_file,
+		    char **err)
+{
+	struct sb_strv argv = {0};
+	sb_strv_push(&argv, "rclone");
+	sb_strv_push(&argv, "copyto");
+	sb_strv_push(&argv, remote_file);
+	sb_strv_push(&argv, local_file);
+	sb_strv_push(&argv, "--retries");
+	sb_strv_push(&argv, "1");
+	sb_strv_push(&argv, "--low-level-retries");
+	sb_strv_push(&argv, "3");
+	common_flags(cfg, &argv, cfg->remote_timeout);
+	struct sb_run_opts o = {
+		.argv = (const char *const *)argv.v,
+		.timeout_s = SB_RCLONE_NO_DEADLINE,
+		.capture_stderr = true,
+	};
+	struct sb_run_result rr;
+	int rc = sb_run(&o, &rr);
+	sb_strv_free(&argv);
+	int ret = 1;
+	/* rclone's exit 3 and 4: directory or file not found. */
+	if (rc != 0 && rr.outcome == SB_RUN_EXITED && (rr.status == 3 || rr.status == 4)) {
+		ret = 0;
+	} else if (rc != 0) {
+		*err = rclone_error("copyto", &rr, 0);
+		ret = -1;
+	}
+	sb_run_result_free(&rr);
+	return ret;
 }

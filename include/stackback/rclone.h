@@ -63,4 +63,12 @@ int sb_rclone_check(const struct sb_config *cfg, const char *src, const char *ds
 /** rclone lsd on the remote with REMOTE_TIMEOUT; 0 if reachable. */
 int sb_rclone_reachable(const struct sb_config *cfg, char **err);
 
+/**
+ * rclone copyto of one remote file (e.g. "r:path/config") to a local
+ * path, with REMOTE_TIMEOUT. Returns 1 if copied, 0 if the remote has no
+ * such file, -1 on error (*err, caller frees).
+ */
+int sb_rclone_fetch(const struct sb_config *cfg, const char *remote_file, const char *local_file,
+		    char **err);
+
 #endif
