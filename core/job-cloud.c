@@ -201,6 +201,54 @@ static int open_repository(struct cloud_run *run, struct sb_restic *r, const cha
 	return 0;
 }
 
+/*
+ * rclone sync makes the remote equal to the local repository, deleting
+ * what the local one lacks. If the remote holds another repository (a
+ * fresh `init` on a rebuilt server, a wrong RESTIC_REPOSITORY), that
+ * would wipe the only copy of its snapshots. A restic repository never
+ * rewrites its config file and two never share one (random id, nonce),
+ * so equal bytes mean the same repository. Returns 0 if the remote is
+ * empty or the same repository, -1 after run_fail().
+ */
+static int same_repository(struct cloud_run *run, const char *repo)
+{
+	const struct sb_config *cfg = run->cfg;
+	cleanup_free char *tmp = xasprintf("%s/remote-config.XXXXXX", cfg->state_dir);
+	if (!mkdtemp(tmp)) {
+		run_fail(run, "sync to '%s' failed: cannot create a temporary directory in '%s': %s",
+			 run->remote, cfg->state_dir, strerror(errno));
+		return -1;
+	}
+	cleanup_free char *fetched = xasprintf("%s/config", tmp);
+	cleanup_free char *remote_config = xasprintf("%s/config", run->remote);
+	cleanup_free char *local_config = xasprintf("%s/config", repo);
+	cleanup_free char *err = NULL;
+	cleanup_free char *theirs = NULL, *ours = NULL;
+	size_t theirs_len = 0, ours_len = 0;
+	int rc = sb_rclone_fetch(cfg, remote_config, fetched, &err);
+	if (rc < 0) {
+		run_fail(run, "sync to '%s' failed: cannot read the remote's repository config: %s",
+			 run->remote, err);
+	} else if (rc == 1) {
+		int r1 = sb_read_file(fetched, 1 << 16, &theirs, &theirs_len);
+		int r2 = sb_read_file(local_config, 1 << 16, &ours, &ours_len);
+		if (r1 < 0 || r2 < 0) {
+			run_fail(run, "sync to '%s' failed: cannot compare '%s' with the remote's: %s",
+				 run->remote, local_config, strerror(r1 < 0 ? -r1 : -r2));
+			rc = -1;
+		} else if (theirs_len != ours_len || memcmp(theirs, ours, ours_len) != 0) {
+			run_fail(run, "sync to '%s' refused: it holds a different restic repository than '%s' "
+				      "(their config files differ) and a sync would delete its snapshots; "
+				      "restore it first ('stackback restore'), point RCLONE_PATH elsewhere, "
+				      "or delete it ('rclone purge %s') if it is not wanted",
+				 run->remote, repo, run->remote);
+			rc = -1;
+		}
+	}
+	sb_rm_rf(tmp);
+	return rc < 0 ? -1 : 0;
+}
+
 static int sync_steps(struct cloud_run *run, struct sb_rclone_result *res)
 {
 	const struct sb_config *cfg = run->cfg;
@@ -223,6 +271,9 @@ static int sync_steps(struct cloud_run *run, struct sb_rclone_result *res)
 		run_fail(run, "sync to '%s' failed: %s", run->remote, err);
 		goto out;
 	}
+
+	if (same_repository(run, repo) < 0)
+		goto out;
 
 	sb_job_set_phase(job, NULL, "check", 0, 0);
 	double t0 = sb_now_monotonic();

@@ -78,6 +78,17 @@ note "a no-change re-sync transfers nothing"
 "$SB" -c "$CFG" sync --json >"$T/resync.json" 2>"$T/resync.err" || fail "re-sync failed: $(cat "$T/resync.err")"
 assert_eq "$(sb_json_get "$T/resync.json" '["transfer_bytes"]')" "0" "bytes of a no-change re-sync"
 
+note "a different local repository never overwrites the cloud copy"
+remote_sum=$(sb_tree_sum "$DAV_DIR/backup/repo")
+sb_restic "$T/other" init >/dev/null
+set +e
+out=$(RESTIC_REPOSITORY="$T/other" "$SB" -c "$CFG" sync 2>&1)
+rc=$?
+set -e
+assert_eq "$rc" "1" "sync of another repository ($out)"
+assert_contains "$out" "sync to '$REMOTE' refused: it holds a different restic repository than '$T/other'"
+assert_eq "$(sb_tree_sum "$DAV_DIR/backup/repo")" "$remote_sum" "the remote after the refused sync"
+
 note "wrong password on the restored copy: a clear error"
 printf 'not-the-password\n' >"$T/wrong-password"
 chmod 600 "$T/wrong-password"
