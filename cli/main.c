@@ -26,6 +26,7 @@ static const struct cli_cmd *const commands[] = {
 	&cmd_backup,
 	&cmd_sync,
 	&cmd_restore,
+	&cmd_restore_stack,
 	&cmd_check,
 	&cmd_snapshots,
 	&cmd_ls,

@@ -316,9 +316,15 @@ int sb_client_parse_trigger_reply(const char *text, size_t len, int *id, enum sb
 
 char *sb_client_trigger_payload(const struct sb_job_request *r)
 {
-	if (r->target || r->snapshot || r->kind == SB_JOB_RESTORE_STACK)
+	if (r->target)
 		return NULL;
 	struct sb_buf b = {0};
+	if (r->kind == SB_JOB_RESTORE_STACK) {
+		if (r->stacks.n != 1 || !r->snapshot)
+			return NULL;
+		sb_buf_printf(&b, "%s %s%s", r->stacks.v[0], r->snapshot, r->dry_run ? " dry-run" : "");
+		return sb_buf_steal(&b);
+	}
 	for (size_t i = 0; i < r->stacks.n; i++)
 		sb_buf_printf(&b, "%s%s", i ? " " : "", r->stacks.v[i]);
 	if (r->stacks.n == 0)
@@ -334,9 +340,11 @@ char *sb_client_trigger_payload(const struct sb_job_request *r)
 
 bool sb_client_has_trigger(const char *mountpoint, enum sb_job_kind kind)
 {
-	cleanup_free char *path = xasprintf("%s/trigger/%s", mountpoint, sb_job_kind_name(kind));
+	cleanup_free char *path = kind == SB_JOB_RESTORE_STACK
+		? xasprintf("%s/stacks", mountpoint)
+		: xasprintf("%s/trigger/%s", mountpoint, sb_job_kind_name(kind));
 	struct stat st;
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+	return stat(path, &st) == 0 && (kind == SB_JOB_RESTORE_STACK ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
 }
 
 /* Reads an open control file from offset 0 (the trigger's read-back). */
@@ -403,7 +411,19 @@ int sb_client_trigger(const char *mountpoint, enum sb_job_kind kind, const char 
 		      int *job_id, char **err)
 {
 	const char *name = sb_job_kind_name(kind);
-	cleanup_free char *path = xasprintf("%s/trigger/%s", mountpoint, name);
+	cleanup_free char *path = NULL;
+	if (kind == SB_JOB_RESTORE_STACK) {
+		/* "NAME SNAPSHOT [dry-run]": the stack's own restore file takes the rest. */
+		size_t name_len = strcspn(payload, " ");
+		if (payload[name_len] != ' ') {
+			*err = xasprintf("restore-stack needs a stack name and a snapshot, got '%s'", payload);
+			return -1;
+		}
+		path = xasprintf("%s/stacks/%.*s/restore", mountpoint, (int)name_len, payload);
+		payload += name_len + 1;
+	} else {
+		path = xasprintf("%s/trigger/%s", mountpoint, name);
+	}
 	cleanup_close int fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		*err = xasprintf("cannot open %s: %s", path, strerror(errno));

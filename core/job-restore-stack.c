@@ -49,7 +49,7 @@ static void fail(struct restore_stack *rs, const char *fmt, ...)
 	va_start(ap, fmt);
 	char *msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	sb_job_fail(rs->job, "restore of stack '%s' failed: %s", rs->stack ? rs->stack->name : "?", msg);
+	sb_job_fail(rs->job, "restore of stack '%s' failed: %s", rs->job->req.stacks.v[0], msg);
 	if (!rs->r.error)
 		rs->r.error = sb_log_mask(msg);
 	rs->r.result = SB_STACK_FAILED;
@@ -221,12 +221,12 @@ int sb_job_run_restore_stack(const struct sb_config *cfg, struct sb_job *job)
 	rs.r.mode = xstrdup("restore");
 
 	if (sb_selection_load(cfg, &sel, &diags) < 0) {
-		sb_job_fail(job, "restore of stack '%s' failed: the dirlist has errors", name);
+		fail(&rs, "the dirlist has errors (run 'stackback list')");
 		goto out;
 	}
 	rs.stack = sb_selection_find(&sel, name);
 	if (!rs.stack) {
-		sb_job_fail(job, "restore of stack '%s' failed: no such stack", name);
+		fail(&rs, "no such stack in '%s' or the dirlist", cfg->stacks_dir);
 		goto out;
 	}
 	if (rs.stack->conflict) {

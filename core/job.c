@@ -12,6 +12,7 @@
 #include "job-internal.h"
 #include "stackback/metrics.h"
 #include "stackback/notify.h"
+#include "stackback/restic.h"
 #include "stackback/stacks.h"
 #include "stackback/state.h"
 #include "stackback/util.h"
@@ -137,6 +138,11 @@ static int parse_word(struct sb_job_request *req, const char *w, bool *saw_all, 
 		return 0;
 	}
 	if (k == SB_JOB_RESTORE_STACK && !req->snapshot) {
+		if (!sb_snapshot_ref_valid(w)) {
+			*err = xasprintf("'%.64s' is not a snapshot reference (latest, an id, or a snapshots/ "
+					 "name, optionally cloud:)", w);
+			return -1;
+		}
 		req->snapshot = xstrdup(w);
 		return 0;
 	}

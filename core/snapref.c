@@ -15,6 +15,24 @@ void sb_snapshot_dirname(const struct sb_snapshot *s, char *buf, size_t size)
 	snprintf(buf, size, "%s_%s", stamp, s->short_id ? s->short_id : "");
 }
 
+static bool is_hex_id(const char *id)
+{
+	size_t len = strlen(id);
+	return len >= 4 && len <= 64 && strspn(id, "0123456789abcdef") == len;
+}
+
+bool sb_snapshot_ref_valid(const char *ref)
+{
+	if (sb_str_has_prefix(ref, "cloud:"))
+		ref += 6;
+	if (strcmp(ref, "latest") == 0 || is_hex_id(ref))
+		return true;
+	/* YYYY-MM-DDTHH:MM:SS_<id> */
+	struct tm tm = {0};
+	const char *rest = strptime(ref, "%Y-%m-%dT%H:%M:%S", &tm);
+	return rest && rest - ref == 19 && *rest == '_' && is_hex_id(rest + 1);
+}
+
 static bool belongs(const struct sb_snapshot *s, const char *stack)
 {
 	return !stack || (s->stack && strcmp(s->stack, stack) == 0);
@@ -36,7 +54,7 @@ const struct sb_snapshot *sb_snapshot_resolve(const struct sb_snapshot_list *l, 
 	const char *underscore = strrchr(ref, '_');
 	const char *id = underscore ? underscore + 1 : ref;
 	size_t id_len = strlen(id);
-	if (id_len < 4 || id_len > 64 || strspn(id, "0123456789abcdef") != id_len) {
+	if (!sb_snapshot_ref_valid(ref)) {
 		*err = xasprintf("'%.80s' is not a snapshot reference (latest, an id, or a snapshots/ name)", ref);
 		return NULL;
 	}

@@ -66,9 +66,9 @@ int sb_client_parse_trigger_reply(const char *text, size_t len, int *id, enum sb
 /**
  * The trigger payload for a request (SPEC §7 "Triggers"): the stack
  * names or "1", then "force", "read-data" and "dry-run" as set, so that
- * sb_job_request_parse() gives the request back. NULL when a trigger
- * cannot carry it: a restore target (--to), or a restore-stack job.
- * Caller frees.
+ * sb_job_request_parse() gives the request back; for a restore-stack
+ * job "NAME SNAPSHOT [dry-run]". NULL when a trigger cannot carry it (a
+ * restore target, --to). Caller frees.
  */
 char *sb_client_trigger_payload(const struct sb_job_request *r);
 
@@ -77,8 +77,9 @@ char *sb_client_trigger_payload(const struct sb_job_request *r);
  * reading "job ID queued" back on the same open file. A refusal
  * (EINVAL) comes back with the daemon's reason in *err; a full queue
  * (EBUSY) says so. The trigger file is named after the kind
- * (sb_job_kind_name()). Returns 0 with *job_id, or -1 with *err
- * (caller frees).
+ * (sb_job_kind_name()), except for restore-stack: its payload's first
+ * word names the stack, the rest goes to stacks/NAME/restore. Returns 0
+ * with *job_id, or -1 with *err (caller frees).
  */
 int sb_client_trigger(const char *mountpoint, enum sb_job_kind kind, const char *payload,
 		      int *job_id, char **err);
@@ -113,7 +114,7 @@ int sb_client_follow(const char *mountpoint, int id, const struct sb_client_foll
  */
 char *sb_client_report(const char *mountpoint, int id, char **err);
 
-/** True if MOUNTPOINT/trigger/KIND exists (backup, sync, restore, check; maybe more). */
+/** True if the control file for KIND exists (trigger/KIND; stacks/ for restore-stack). */
 bool sb_client_has_trigger(const char *mountpoint, enum sb_job_kind kind);
 
 /**

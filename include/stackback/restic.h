@@ -106,6 +106,12 @@ void sb_snapshot_dirname(const struct sb_snapshot *s, char *buf, size_t size);
  * snapshots whose stack is `stack` are considered (all if NULL).
  * Returns a pointer into l, or NULL with *err (caller frees).
  */
+/**
+ * True if ref has the shape of a snapshot reference: "latest", 4 to 64
+ * lowercase hex digits, or a snapshots/ directory name, each optionally
+ * prefixed "cloud:". Says nothing of whether the snapshot exists.
+ */
+bool sb_snapshot_ref_valid(const char *ref);
 const struct sb_snapshot *sb_snapshot_resolve(const struct sb_snapshot_list *l, const char *stack,
 					      const char *ref, char **err);
 

@@ -370,7 +370,12 @@ static void test_trigger_payload(void **state)
 	r = (struct sb_job_request){.kind = SB_JOB_RESTORE, .target = xstrdup("/tmp/x")};
 	assert_null(sb_client_trigger_payload(&r));
 	sb_job_request_free(&r);
-	r = (struct sb_job_request){.kind = SB_JOB_RESTORE_STACK, .snapshot = xstrdup("latest")};
+	/* restore-stack goes to stacks/NAME/restore: the payload still parses back whole. */
+	r = (struct sb_job_request){.kind = SB_JOB_RESTORE_STACK, .snapshot = xstrdup("cloud:latest"),
+				    .dry_run = true};
+	sb_strv_push(&r.stacks, "web");
+	round_trip(&r);
+	r = (struct sb_job_request){.kind = SB_JOB_RESTORE_STACK};
 	sb_strv_push(&r.stacks, "web");
 	assert_null(sb_client_trigger_payload(&r));
 	sb_job_request_free(&r);

@@ -98,6 +98,20 @@ static void test_other_kinds(void **state)
 	sb_job_request_free(&req);
 	assert_int_equal(parse(SB_JOB_RESTORE_STACK, "web", &req, &err), -1);
 	free(err);
+	static const char *const refs[] = {"web cloud:latest", "web 1a2b3c4d", "web 2026-11-28T04:59:32_85cca7b0",
+					   "web cloud:2026-11-28T04:59:32_85cca7b0 dry-run"};
+	for (size_t i = 0; i < SB_ARRAY_SIZE(refs); i++) {
+		assert_int_equal(parse(SB_JOB_RESTORE_STACK, refs[i], &req, &err), 0);
+		sb_job_request_free(&req);
+	}
+	static const char *const bad_refs[] = {"web ../../x", "web abc", "web LATEST", "web cloud:",
+					       "web 2026-11-28_85cca7b0", "web 2026-11-28T04:59:32_",
+					       "web latest/../x"};
+	for (size_t i = 0; i < SB_ARRAY_SIZE(bad_refs); i++) {
+		assert_int_equal(parse(SB_JOB_RESTORE_STACK, bad_refs[i], &req, &err), -1);
+		assert_non_null(strstr(err, "snapshot reference"));
+		free(err);
+	}
 }
 
 static void test_names(void **state)
