@@ -338,6 +338,12 @@ static int read_job_file(struct sbfs_ctx *c, struct sb_buf *out)
 		.arg = file, .read = read_job_file, .help = what,                            \
 	}
 
+#define CLOUD_FILE(file_name, file, poll, what)                                              \
+	{                                                                                    \
+		.path = "/cloud/" file_name, .type = SBFS_FILE, .mode = 0444, .flags = poll,   \
+		.arg = file, .read = sbfs_cloud_read, .help = what,                          \
+	}
+
 static const struct sbfs_node nodes[] = {
 	{.path = "/", .type = SBFS_DIR, .mode = 0755, .help = "the control filesystem"},
 	{.path = "/README", .type = SBFS_FILE, .mode = 0444, .flags = SBFS_STATIC, .read = read_readme,
@@ -403,6 +409,18 @@ static const struct sbfs_node nodes[] = {
 	JOB_FILE("report", SB_JOB_FILE_REPORT, 0444, 0, "the job's report as JSON (per stack results)"),
 
 	{.path = "/cloud", .type = SBFS_DIR, .mode = 0755, .help = "the cloud copy of the repository"},
+	CLOUD_FILE("status", SBFS_CLOUD_STATUS, SBFS_POLL,
+		   "idle, syncing, restoring, ok, or failed: REASON (with the step and percent while busy)"),
+	CLOUD_FILE("remote", SBFS_CLOUD_REMOTE, 0, "RCLONE_REMOTE:RCLONE_PATH, or \"not configured\""),
+	CLOUD_FILE("last_sync", SBFS_CLOUD_LAST_SYNC, 0,
+		   "time, result, bytes, files, duration_s, remote, error of the last sync, or \"never\""),
+	CLOUD_FILE("in_sync", SBFS_CLOUD_IN_SYNC, 0,
+		   "verified, differs (with counts) or not verified: REASON, from the last rclone check"),
+	CLOUD_FILE("progress", SBFS_CLOUD_PROGRESS, SBFS_POLL,
+		   "phase, percent, bytes_done, bytes_total, files_done, files_total, eta_s, speed of a "
+		   "transfer; \"phase: idle\" otherwise"),
+	CLOUD_FILE("last_restore", SBFS_CLOUD_LAST_RESTORE, 0,
+		   "time, result, target, bytes, duration_s, snapshots per stack of the last restore"),
 	/* Below these two, fs/snapshots.c answers: only their README lines live here. */
 	{.path = "/cloud/snapshots", .type = SBFS_DIR, .mode = 0555,
 	 .help = "snapshots/ of the repository Stage 3 restored from the cloud, read-only"},

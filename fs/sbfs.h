@@ -156,6 +156,20 @@ void sbfs_snap_stop(struct sbfs *fs);
 /* out = ops, with paths below snapshots/ and cloud/snapshots/ answered by snapshots.c. */
 void sbfs_snap_wrap(const struct fuse_operations *ops, struct fuse_operations *out);
 
+/* ---- cloud/ (cloud.c) ---- */
+
+/* Which cloud/ file a node is (its arg). */
+enum sbfs_cloud_file {
+	SBFS_CLOUD_STATUS,
+	SBFS_CLOUD_REMOTE,
+	SBFS_CLOUD_LAST_SYNC,
+	SBFS_CLOUD_IN_SYNC,
+	SBFS_CLOUD_PROGRESS,
+	SBFS_CLOUD_LAST_RESTORE,
+};
+/* Renders cloud/FILE (c->node->arg) from STATE_DIR/cloud.json. */
+int sbfs_cloud_read(struct sbfs_ctx *c, struct sb_buf *out);
+
 /* The fuse_operations (ops.c). */
 extern const struct fuse_operations sbfs_ops;
 

@@ -65,7 +65,9 @@ assert_eq "$(readlink "$MNT/stacks/$UP/snapshots")" "../../snapshots/$UP"
 assert_eq "$(ls "$MNT/enabled" | sort | tr '\n' ' ')" "$(printf '%s\n' "$UP" "$GONE" | sort | tr '\n' ' ')"
 assert_eq "$(ls "$MNT/disabled" | tr '\n' ' ')" "$DOWN "
 assert_eq "$(ls -A "$MNT/enabled/$UP")" "" "enabled/NAME is an empty directory"
-assert_eq "$(ls -A "$MNT/cloud" "$MNT/snapshots" | tr -d '\n')" "$MNT/cloud:$MNT/snapshots:"
+assert_eq "$(ls -A "$MNT/cloud" | tr '\n' ' ')" "in_sync last_restore last_sync progress remote snapshots status "
+assert_eq "$(cat "$MNT/cloud/status")" idle
+assert_eq "$(ls -A "$MNT/cloud/snapshots" "$MNT/snapshots" | tr -d '\n')" "$MNT/cloud/snapshots:$MNT/snapshots:"
 
 note "sizes: stat reports what a read returns, so cat and cp read whole files"
 for f in README status status.json metrics "stacks/$UP/enabled" "stacks/$UP/path" "stacks/$UP/last_backup" \
