@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "stackback/client.h"
+#include "stackback/cloud.h"
 #include "stackback/log.h"
 #include "stackback/state.h"
 #include "stackback/util.h"
@@ -134,23 +135,32 @@ static struct json_object *progress_json(const struct sb_job_progress *p)
 	return o;
 }
 
-/* cloud.json is written by the sync and restore jobs (cloud.h); absent = never synced. */
+/*
+ * cloud.json is written by the sync and restore jobs; cloud.h reads it
+ * (a job that died mid-way reads as failed) and words in_sync the way
+ * cloud/in_sync does. Absent = never synced.
+ */
 static struct json_object *cloud_json(const struct sb_config *cfg)
 {
 	struct json_object *o = json_object_new_object();
+	struct sb_cloud_state st;
+	sb_cloud_state_read(cfg, &st);
 	struct json_object *file = sb_state_read_json(cfg, "cloud.json");
-	struct json_object *status = NULL, *last_sync = NULL;
-	if (file && json_object_is_type(file, json_type_object)) {
-		if (json_object_object_get_ex(file, "status", &status) &&
-		    !json_object_is_type(status, json_type_string))
-			status = NULL;
-		if (json_object_object_get_ex(file, "last_sync", &last_sync) &&
-		    !json_object_is_type(last_sync, json_type_object))
-			last_sync = NULL;
-	}
-	json_object_object_add(o, "status", status ? json_object_get(status) : json_object_new_string("idle"));
+	struct json_object *last_sync = NULL;
+	if (file && json_object_is_type(file, json_type_object) &&
+	    json_object_object_get_ex(file, "last_sync", &last_sync) &&
+	    !json_object_is_type(last_sync, json_type_object))
+		last_sync = NULL;
+	json_object_object_add(o, "status", json_object_new_string(sb_cloud_status_name(st.status)));
 	json_object_object_add(o, "last_sync", last_sync ? json_object_get(last_sync) : NULL);
+	json_object_object_add(o, "reason", st.reason ? json_object_new_string(st.reason) : NULL);
+	json_object_object_add(o, "remote", st.remote ? json_object_new_string(st.remote) : NULL);
+	char *in_sync = sb_cloud_render_in_sync(&st);
+	in_sync[strcspn(in_sync, "\n")] = '\0';
+	json_object_object_add(o, "in_sync", json_object_new_string(in_sync));
+	free(in_sync);
 	json_object_put(file);
+	sb_cloud_state_free(&st);
 	return o;
 }
 

@@ -116,9 +116,13 @@ assert_contains "$(cat "$MNT/cloud/last_sync")" "result: failed"
 assert_eq "$(cat "$MNT/cloud/in_sync")" "not verified: the last sync failed"
 
 note "stackback status reads the same (through the mount and without it)"
-st=$("$SB" -c "$CFG" status 2>&1) || true
-assert_contains "$st" "cloud.status: failed"
-sbfs_umount
-st=$("$SB" -c "$CFG" status 2>&1) || true
-assert_contains "$st" "cloud.status: failed"
+for mounted in yes no; do
+	st=$("$SB" -c "$CFG" status 2>&1) || true
+	assert_contains "$st" "cloud.status: failed"
+	assert_contains "$st" "cloud.reason: sync to '$REMOTE' failed: remote 'sbremote:' is not reachable"
+	assert_contains "$st" "cloud.remote: $REMOTE"
+	assert_contains "$st" "cloud.last_sync.result: failed"
+	assert_contains "$st" "cloud.in_sync: not verified: the last sync failed"
+	[ "$mounted" = no ] || sbfs_umount
+done
 echo "PASS"

@@ -75,10 +75,12 @@ static void test_idle(void **state)
 	struct json_object *o = sb_status_json(&f->cfg, &snap);
 	assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
 			    "{\"state\":\"idle\",\"job\":null,\"queue\":0,\"last\":null,"
-			    "\"cloud\":{\"status\":\"idle\",\"last_sync\":null}}");
+			    "\"cloud\":{\"status\":\"idle\",\"last_sync\":null,\"reason\":null,"
+			    "\"remote\":null,\"in_sync\":\"not verified: never synced\"}}");
 	char *text = sb_status_text(o);
 	assert_string_equal(text, "state: idle\njob: none\nqueue: 0\nlast: none\n"
-				  "cloud.status: idle\ncloud.last_sync: none\n");
+				  "cloud.status: idle\ncloud.last_sync: none\ncloud.reason: none\n"
+				  "cloud.remote: none\ncloud.in_sync: not verified: never synced\n");
 	free(text);
 	json_object_put(o);
 }
