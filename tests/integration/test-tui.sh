@@ -39,9 +39,10 @@ TS="sbtui-$P"
 on_exit "tmux -L '$TS' kill-server"
 # Starts the TUI in a fresh 80x24 window; after it exits the pane says how, and how the terminal was left.
 start_tui() {
+	local cfg=${1:-$CFG}
 	tmux -L "$TS" kill-server >/dev/null 2>&1 || true
 	tmux -L "$TS" -f /dev/null new-session -d -x 80 -y 24 -s tui \
-		"env TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 '$SBTUI' -c '$CFG'; echo \"TUI-EXITED rc=\$?\"; stty -a | tr ' ' '\n' | grep -x -- '-\{0,1\}echo' | sed 's/^/STTY /'; sleep 900"
+		"env TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 '$SBTUI' -c '$cfg'; echo \"TUI-EXITED rc=\$?\"; stty -a | tr ' ' '\n' | grep -x -- '-\{0,1\}echo' | sed 's/^/STTY /'; sleep 900"
 	wait_screen "1 Stacks"
 }
 screen() { tmux -L "$TS" capture-pane -p -t tui; }
@@ -304,5 +305,19 @@ wait_screen "TUI-EXITED rc=139"
 wait_screen "STTY echo"
 assert_eq "$(tmux -L "$TS" display-message -p -t tui '#{alternate_on}')" 0
 assert_eq "$(tmux -L "$TS" display-message -p -t tui '#{cursor_flag}')" 1
+
+note "a broken configuration opens on the Config screen with FILE:LINE, and no job starts"
+cp "$CFG" "$T/bad.ini"
+printf 'DOCKER_TIMEOUT=soon\n' >>"$T/bad.ini"
+chmod 600 "$T/bad.ini"
+bad_line=$(wc -l <"$T/bad.ini")
+tmux -L "$TS" kill-server >/dev/null 2>&1 || true
+start_tui "$T/bad.ini"
+wait_screen "Validation: 1 error(s)"
+wait_screen "$T/bad.ini:$bad_line: error:"
+keys 2 c
+wait_screen "the configuration has errors"
+keys q
+wait_screen "TUI-EXITED rc=0"
 
 note "ok"
