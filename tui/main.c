@@ -153,7 +153,7 @@ void tui_run_job_confirm(struct tui *t, struct sb_job_request *req, const char *
 /* The answer to a pending question: y starts the job, anything else drops it. */
 static void answer_confirm(struct tui *t, const struct tui_key *k)
 {
-	cleanup_free char *q = t->confirm;
+	free(t->confirm);
 	t->confirm = NULL;
 	if (tui_key_is(k, 'y') || tui_key_is(k, 'Y')) {
 		struct sb_job_request req = t->confirm_req;
