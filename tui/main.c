@@ -147,7 +147,7 @@ void tui_run_job_confirm(struct tui *t, struct sb_job_request *req, const char *
 	free(t->confirm);
 	t->confirm_req = *req;
 	*req = (struct sb_job_request){0};
-	t->confirm = xasprintf("%s [y/N]", question);
+	t->confirm = tui_sanitize(question);
 }
 
 /* The answer to a pending question: y starts the job, anything else drops it. */
@@ -260,9 +260,12 @@ static void draw(struct tui *t)
 		free(t->message);
 		t->message = NULL;
 	}
-	if (t->confirm)
-		tui_put_attr(t, t->rows - 2, 0, t->cols, t->confirm,
-			     tui_tone_attr(t, TUI_TONE_WARN) | A_BOLD | A_REVERSE);
+	if (t->confirm) {
+		/* However long the question, the answer keys stay visible. */
+		attr_t a = tui_tone_attr(t, TUI_TONE_WARN) | A_BOLD | A_REVERSE;
+		tui_put_attr(t, t->rows - 2, 0, t->cols - 6, t->confirm, a);
+		tui_put_attr(t, t->rows - 2, t->cols - 6, 6, " [y/N]", a);
+	}
 	else if (t->message)
 		tui_put(t, t->rows - 2, 0, t->cols, t->message, t->message_tone);
 	else if (t->mount == SB_MOUNT_STALE && t->mount_error)

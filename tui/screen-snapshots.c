@@ -514,8 +514,7 @@ static void restore_stack(struct snapshots *s, struct tui *t)
 		return;
 	struct sb_job_request req = {.kind = SB_JOB_RESTORE_STACK, .snapshot = xstrdup(snap->id)};
 	sb_strv_push(&req.stacks, snap->stack);
-	cleanup_free char *q = xasprintf("put stack '%s' back as it was in snapshot %s? its directory is "
-					 "replaced (the engine keeps the current one aside)",
+	cleanup_free char *q = xasprintf("put stack '%s' back as in %s? (its directory is set aside)",
 					 snap->stack, snap->name);
 	tui_run_job_confirm(t, &req, q);
 }
