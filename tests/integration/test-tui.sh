@@ -6,7 +6,8 @@
 # writes (and that the CLI's writes show up), that a dry run changes
 # nothing, that a real backup shows each stack's real result (a stack
 # whose pre-backup hook exits 1 shows as failed, the job as failed, never
-# "ok"), that downtime is shown, that a run goes through the daemon when
+# "ok"), that downtime is shown, that Stage 2, Stage 3 (a refused one
+# too) and a check run from the run screen, that a run goes through the daemon when
 # the mount is up, that the layout follows a resize, and that the
 # terminal is restored after q, SIGTERM and a crash signal.
 source "$(dirname "$0")/lib.sh"
@@ -222,6 +223,28 @@ wait_screen "into directory:"
 keys C-u "$T/copied" Enter
 wait_screen "copied 'data' to $T/copied/data" 120
 assert_eq "$(cat "$T/copied/data/hello.txt")" "hello from $WEB"
+
+note "Stage 2, Stage 3 and check from the run screen, each with its real result"
+keys 2 s
+wait_screen "sync job"
+wait_screen "finished ok" 300
+[ -f "$T/cloud/config" ] || fail "the sync left no repository at $T/cloud"
+keys r
+wait_screen "[y/N]"
+keys y
+wait_screen "restore job"
+wait_screen "finished ok" 300
+[ -f "$T/restored/config" ] || fail "the restore left no repository at $T/restored"
+# A second restore into the now non-empty directory is refused, and shown so.
+keys r
+wait_screen "[y/N]"
+keys y
+wait_screen "restore job"
+wait_screen ": failed" 120
+screen | grep -qF "finished ok" && fail "a refused restore shown as ok"
+keys c
+wait_screen "check job"
+wait_screen "finished ok" 300
 
 note "the layout follows the window size"
 tmux -L "$TS" resize-window -t tui -x 120 -y 30
