@@ -66,6 +66,7 @@ struct key_def {
 	const char *const *choices; /* KEY_ENUM, KEY_CHOICE: NULL-terminated */
 	bool required;
 	const char *env;        /* environment variable when not the key's name */
+	bool per_stack;         /* may be set in a stack's own .stackback/config too */
 	const char *doc;
 };
 
@@ -196,12 +197,16 @@ static const struct key_def keys[] = {
 	 .offset = OFF(content_cache_mb), .def = "2048", .min = 0, .max = 1L << 20,
 	 .doc = "memory (MiB) for file contents read from snapshots"},
 	{.name = "SNAPSHOT_MODE", .section = "stackback", .type = KEY_ENUM,
-	 .offset = OFF(snapshot_mode), .def = "off", .choices = snapshot_mode_names,
-	 .doc = "back up a filesystem snapshot taken while the stack is stopped: off, auto, "
-		"btrfs, reflink"},
+	 .offset = OFF(snapshot_mode), .def = "off", .choices = snapshot_mode_names, .per_stack = true,
+	 .doc = "stop the stack only while a copy-on-write snapshot of it is taken, then back up "
+		"the snapshot while it runs: off, auto (the best the filesystem offers, else off), "
+		"btrfs (subvolume snapshot or reflink copy), reflink (XFS, btrfs); see "
+		"docs/snapshot-mode.md"},
 	{.name = "SNAPSHOT_STAGING", .section = "stackback", .type = KEY_PATH,
-	 .offset = OFF(snapshot_staging), .def_doc = "next to the stack",
-	 .doc = "where SNAPSHOT_MODE stages its snapshots"},
+	 .offset = OFF(snapshot_staging), .per_stack = true,
+	 .def_doc = "`.stackback-staging` beside the stack, else at the top of its filesystem",
+	 .doc = "where SNAPSHOT_MODE puts its copies: a private directory on the stack's "
+		"filesystem, outside the stack"},
 	{.name = "NOTIFY_COMMAND", .section = "stackback", .type = KEY_COMMAND,
 	 .offset = OFF(notify_command),
 	 .doc = "a command run when a job starts and ends (words, no shell), told what happened in "
@@ -687,6 +692,7 @@ struct loose_file {
 struct loader {
 	struct sb_config *cfg;
 	struct sb_diags *diags;
+	bool stack_file;               /* a stack's .stackback/config: per_stack keys only */
 	struct origin origin[N_KEYS];
 	char *source_dir;              /* RCLONE_SOURCE_DIR, NULL if not given */
 	struct origin source_dir_origin;
@@ -865,6 +871,11 @@ static void parse_assignment(struct loader *L, struct file_ctx *f, char *p)
 			     quoted);
 		return;
 	}
+	if (L->stack_file && !k->per_stack) {
+		diag(L, f->file, f->lineno, SB_DIAG_WARNING,
+		     "%s cannot be set for one stack (ignored; set it in the main config)", k->name);
+		return;
+	}
 	size_t idx = (size_t)(k - keys);
 	if (f->seen[idx])
 		diag(L, f->file, f->lineno, SB_DIAG_WARNING,
@@ -963,7 +974,8 @@ static int read_fd(int fd, size_t max, char **out, size_t *len)
 	return 0;
 }
 
-static void load_file(struct loader *L, const char *path)
+/* Relative paths in the file resolve against base (NULL: the file's directory). */
+static void load_file(struct loader *L, const char *path, const char *base)
 {
 	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
@@ -1002,8 +1014,8 @@ static void load_file(struct loader *L, const char *path)
 		L->loose = xrealloc(L->loose, (L->n_loose + 1) * sizeof(*L->loose));
 		L->loose[L->n_loose++] = (struct loose_file){file, st.st_mode & 07777};
 	}
-	cleanup_free char *base = base_dir_of(path);
-	parse_text(L, file, base, data, len);
+	cleanup_free char *file_dir = base ? NULL : base_dir_of(path);
+	parse_text(L, file, base ? base : file_dir, data, len);
 }
 
 static const char *env_lookup(char *const *envp, const char *name)
@@ -1153,13 +1165,44 @@ int sb_config_load(struct sb_config *cfg, const char *const *paths, size_t n_pat
 	struct loader L = {.cfg = cfg, .diags = diags};
 	apply_table_defaults(cfg);
 	for (size_t i = 0; i < n_paths; i++)
-		load_file(&L, paths[i]);
+		load_file(&L, paths[i], NULL);
 	apply_env(&L, envp);
 	apply_derived_defaults(cfg);
 	validate(&L);
 	free(L.source_dir);
 	free(L.loose);
 	return sb_diags_count(diags, SB_DIAG_ERROR) > errors_before ? -1 : 0;
+}
+
+int sb_config_load_stack(const struct sb_config *cfg, const char *stack_dir, struct sb_stack_settings *out,
+			 struct sb_diags *diags)
+{
+	*out = (struct sb_stack_settings){
+		.snapshot_mode = cfg->snapshot_mode,
+		.snapshot_staging = xstrdup(cfg->snapshot_staging),
+	};
+	cleanup_free char *path = xasprintf("%s/.stackback/config", stack_dir);
+	struct stat st;
+	if (lstat(path, &st) < 0 && errno == ENOENT)
+		return 0;
+	size_t errors_before = sb_diags_count(diags, SB_DIAG_ERROR);
+	/* Only per_stack keys reach it, so only those fields are ever set. */
+	struct sb_config local = {.snapshot_mode = out->snapshot_mode, .snapshot_staging = out->snapshot_staging};
+	struct loader L = {.cfg = &local, .diags = diags, .stack_file = true};
+	load_file(&L, path, stack_dir);
+	out->snapshot_mode = local.snapshot_mode;
+	out->snapshot_staging = local.snapshot_staging;
+	local.snapshot_staging = NULL;
+	sb_config_free(&local);
+	free(L.source_dir);
+	free(L.loose);
+	return sb_diags_count(diags, SB_DIAG_ERROR) > errors_before ? -1 : 0;
+}
+
+void sb_stack_settings_free(struct sb_stack_settings *s)
+{
+	free(s->snapshot_staging);
+	*s = (struct sb_stack_settings){0};
 }
 
 /* ---- showing ---- */
@@ -1278,6 +1321,8 @@ char *sb_config_reference(void)
 			sb_buf_puts(&b, "unset");
 		sb_buf_puts(&b, " | ");
 		md_cell(&b, k->doc);
+		if (k->per_stack)
+			sb_buf_puts(&b, " (also per stack, in its `.stackback/config`)");
 		if (k->env)
 			sb_buf_printf(&b, " (environment: `%s`)", k->env);
 		sb_buf_puts(&b, " |\n");

@@ -6,6 +6,11 @@
  * cancellation (the start itself is never cancelled). The journal
  * records "stopped by us" before each stop so a crash can be undone by
  * sb_recover().
+ *
+ * In snapshot mode (cowsnap.h) a running stack is stopped only while a
+ * copy-on-write copy of its directory is taken: stop → copy → start →
+ * restic backup of the copy → post-hook → verify → copy removed. The
+ * staging journal lists the copy until it is gone.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -18,6 +23,7 @@
 #include <unistd.h>
 
 #include "job-internal.h"
+#include "stackback/cowsnap.h"
 #include "stackback/docker.h"
 #include "stackback/restic.h"
 #include "stackback/runner.h"
@@ -161,8 +167,11 @@ static int count_files(const struct sb_config *cfg, const char *dir, const char 
 	return rc;
 }
 
-/* VERIFICATION_DEPTH metadata or files for one new snapshot. */
-static int verify_snapshot(const struct backup_run *br, const struct sb_stack *stack,
+/*
+ * VERIFICATION_DEPTH metadata or files for one new snapshot. Files are
+ * counted in source: the stack directory, or the copy restic read.
+ */
+static int verify_snapshot(const struct backup_run *br, const struct sb_stack *stack, const char *source,
 			   const char *snapshot_id, uint64_t *files_in_snapshot, char **err)
 {
 	uint64_t files = 0, nodes = 0;
@@ -175,19 +184,156 @@ static int verify_snapshot(const struct backup_run *br, const struct sb_stack *s
 	}
 	if (br->cfg->verification_depth != SB_VERIFY_FILES)
 		return 0;
-	uint64_t source = 0;
-	int rc = count_files(br->cfg, stack->path, stack->path, &source);
+	uint64_t count = 0;
+	int rc = count_files(br->cfg, source, stack->path, &count);
 	if (rc < 0) {
-		*err = xasprintf("verification failed: cannot count files in '%s': %s", stack->path,
+		*err = xasprintf("verification failed: cannot count files in '%s': %s", source,
 				 strerror(-rc));
 		return -1;
 	}
-	if (source != files) {
+	if (count != files) {
 		*err = xasprintf("verification failed: snapshot %.8s has %llu files, the stack directory %llu",
-				 snapshot_id, (unsigned long long)files, (unsigned long long)source);
+				 snapshot_id, (unsigned long long)files, (unsigned long long)count);
 		return -1;
 	}
 	return 0;
+}
+
+/* The stack's own settings (.stackback/config); -1 with *err on an error in them. */
+static int stack_settings(const struct sb_stack *stack, const struct sb_config *cfg, struct sb_stack_settings *set,
+			  char **err)
+{
+	struct sb_diags diags = {0};
+	int rc = sb_config_load_stack(cfg, stack->path, set, &diags);
+	for (size_t i = 0; i < diags.n; i++) {
+		const struct sb_diag *d = &diags.v[i];
+		if (d->severity == SB_DIAG_WARNING)
+			sb_warn("stack '%s': %s:%d: %s", stack->name, d->file, d->line, d->message);
+		else if (!*err)
+			*err = xasprintf("%s:%d: %s", d->file, d->line, d->message);
+	}
+	sb_diags_free(&diags);
+	return rc;
+}
+
+/*
+ * Snapshot mode for a running stack, decided before it is stopped.
+ * Returns 0 (cow->kind NONE: the stack stays stopped for its whole
+ * backup), or -1 with *err when the stack must be left alone: its
+ * settings are wrong, or the explicit mode cannot work.
+ */
+static int plan_snapshot(const struct backup_run *br, const struct sb_stack *stack, struct sb_cow_plan *cow,
+			 char **err)
+{
+	struct sb_stack_settings set;
+	int rc = stack_settings(stack, br->cfg, &set, err);
+	if (rc == 0) {
+		const char *mode = sb_snapshot_mode_name(set.snapshot_mode);
+		cleanup_free char *why = NULL;
+		rc = sb_cow_plan(set.snapshot_mode, stack->path, stack->name, set.snapshot_staging, cow, &why);
+		if (rc < 0)
+			*err = xasprintf("SNAPSHOT_MODE=%s: %s", mode, why);
+		else if (cow->kind == SB_COW_NONE && cow->why)
+			sb_info("stack '%s': SNAPSHOT_MODE=%s finds no way to snapshot it (%s): it stays stopped "
+				"for its whole backup",
+				stack->name, mode, cow->why);
+		else if (cow->kind != SB_COW_NONE)
+			sb_info("stack '%s': SNAPSHOT_MODE=%s on %s: %s copy in '%s'%s%s%s", stack->name, mode,
+				cow->fs, sb_cow_kind_name(cow->kind), cow->staging, cow->why ? " (" : "",
+				cow->why ? cow->why : "", cow->why ? ")" : "");
+	}
+	sb_stack_settings_free(&set);
+	return rc;
+}
+
+/*
+ * Copies the stopped stack. True when the copy exists: restic reads it
+ * once the stack runs again. Otherwise what was made is removed and,
+ * under SNAPSHOT_MODE=auto, the stopped directory is backed up instead
+ * (logged); an explicit mode records the failure in r, and the stack is
+ * not backed up.
+ */
+static bool take_snapshot(struct backup_run *br, const struct sb_stack *stack, const struct sb_cow_plan *cow,
+			  struct sb_stack_report *r)
+{
+	const struct sb_config *cfg = br->cfg;
+	sb_job_set_phase(br->job, stack->name, "snapshot", br->index, br->count);
+	cleanup_free char *err = NULL;
+	int jr = sb_staging_add(cfg, stack->name, cow->copy);
+	if (jr < 0) {
+		err = xasprintf("cannot write the staging journal in '%s': %s", cfg->state_dir, strerror(-jr));
+	} else {
+		double t0 = sb_now_monotonic();
+		if (sb_cow_take(cow, stack->path, &br->job->cancel, &err) == 0) {
+			char took[32];
+			sb_format_duration(sb_now_monotonic() - t0, took, sizeof(took));
+			sb_info("stack '%s': %s copy '%s' taken in %s", stack->name, sb_cow_kind_name(cow->kind),
+				cow->copy, took);
+			free(r->mode);
+			r->mode = xstrdup(sb_cow_kind_name(cow->kind));
+			return true;
+		}
+		cleanup_free char *rm_err = NULL;
+		if (sb_cow_remove(cow->copy, &rm_err) < 0)
+			sb_error("stack '%s': the partial copy stays until 'stackback recover': %s", stack->name, rm_err);
+		else
+			sb_staging_remove(cfg, cow->copy);
+	}
+	if (cow->mode == SB_SNAPSHOT_MODE_AUTO)
+		sb_warn("stack '%s': no %s copy (%s): backing it up stopped instead", stack->name,
+			sb_cow_kind_name(cow->kind), err);
+	else
+		stack_error(r, SB_STACK_FAILED, "snapshot of stack '%s' failed: %s", stack->name, err);
+	return false;
+}
+
+/* Removes the copy once restic, the post-hook and verification are done with it. */
+static void drop_snapshot(struct backup_run *br, const struct sb_stack *stack, const struct sb_cow_plan *cow,
+			  struct sb_stack_report *r)
+{
+	sb_job_set_phase(br->job, stack->name, "cleanup", br->index, br->count);
+	cleanup_free char *err = NULL;
+	if (sb_cow_remove(cow->copy, &err) < 0) {
+		stack_error(r, SB_STACK_FAILED,
+			    "stack '%s': its snapshot copy stays until 'stackback recover' removes it: %s",
+			    stack->name, err);
+		return;
+	}
+	sb_staging_remove(br->cfg, cow->copy);
+}
+
+/* The stack's newest snapshot: restic's parent for a copy it has never seen. NULL if none. */
+static char *previous_snapshot(const struct backup_run *br, const struct sb_stack *stack)
+{
+	struct sb_snapshot_list l;
+	cleanup_free char *err = NULL;
+	if (sb_restic_snapshots(&br->restic, stack->name, &l, &err) < 0) {
+		sb_warn("stack '%s': no parent snapshot, restic reads every file: %s", stack->name, err);
+		return NULL;
+	}
+	char *id = l.n ? xstrdup(l.v[l.n - 1].id) : NULL;
+	sb_snapshot_list_free(&l);
+	return id;
+}
+
+/* Starts a stack we stopped. If that fails it stays in the journal for `recover`. */
+static void restart(struct backup_run *br, const struct sb_stack *stack, struct sb_stack_report *r,
+		    double stopped_at)
+{
+	sb_job_set_phase(br->job, stack->name, "start", br->index, br->count);
+	cleanup_free char *err = NULL;
+	if (sb_docker_start(br->cfg, &br->compose, stack, &err) < 0) {
+		/* Left in the journal: `stackback recover` or the next run retries. */
+		stack_error(r, SB_STACK_FAILED, "start of stack '%s' failed (run 'stackback recover'): %s",
+			    stack->name, err);
+		return;
+	}
+	r->restarted = true;
+	r->downtime_s = sb_now_monotonic() - stopped_at;
+	sb_journal_remove(br->cfg, stack->name);
+	char down[32];
+	sb_format_duration(r->downtime_s, down, sizeof(down));
+	sb_info("stack '%s' started again after %s of downtime", stack->name, down);
 }
 
 /*
@@ -224,9 +370,15 @@ static void backup_stack(struct backup_run *br, const struct sb_stack *stack, st
 	r->was_running = running;
 
 	if (job->req.dry_run) {
+		struct sb_stack_settings set;
+		bool snap = running && stack_settings(stack, cfg, &set, &err) == 0 &&
+			    set.snapshot_mode != SB_SNAPSHOT_MODE_OFF;
 		sb_info("dry run: stack '%s' is %s; would %srun restic backup%s", stack->name,
-			sb_stack_state_name(before), running ? "stop it, " : "",
-			running ? ", then start it" : "");
+			sb_stack_state_name(before),
+			!running ? "" : snap ? "stop it, take a snapshot (SNAPSHOT_MODE), start it, " : "stop it, ",
+			running && !snap ? ", then start it" : "");
+		if (running)
+			sb_stack_settings_free(&set);
 		r->result = SB_STACK_DRY_RUN;
 		return;
 	}
@@ -241,8 +393,17 @@ static void backup_stack(struct backup_run *br, const struct sb_stack *stack, st
 		stack_error(r, SB_STACK_SKIPPED, "stack '%s' skipped: the job was cancelled", stack->name);
 		return;
 	}
+	/* A stack that is not running has no downtime to save: it is backed up as it is. */
+	struct sb_cow_plan cow = {0};
+	if (running && plan_snapshot(br, stack, &cow, &err) < 0) {
+		stack_error(r, SB_STACK_SKIPPED, "stack '%s' skipped (left %s): %s", stack->name,
+			    sb_stack_state_name(before), err);
+		sb_cow_plan_free(&cow);
+		return;
+	}
 
 	double stopped_at = 0;
+	bool snapped = false;
 	if (running) {
 		sb_job_set_phase(job, stack->name, "stop", br->index, br->count);
 		int jr = sb_journal_add(cfg, stack->name, stack->path, cfg->stop_mode == SB_STOP_MODE_DOWN);
@@ -250,6 +411,7 @@ static void backup_stack(struct backup_run *br, const struct sb_stack *stack, st
 			stack_error(r, SB_STACK_FAILED,
 				    "stack '%s' not stopped: cannot write the journal in '%s': %s",
 				    stack->name, cfg->state_dir, strerror(-jr));
+			sb_cow_plan_free(&cow);
 			return;
 		}
 		stopped_at = sb_now_monotonic();
@@ -261,11 +423,19 @@ static void backup_stack(struct backup_run *br, const struct sb_stack *stack, st
 			goto start;
 		}
 		sb_info("stack '%s' stopped", stack->name);
+		if (cow.kind != SB_COW_NONE && !atomic_load(&job->cancel)) {
+			snapped = take_snapshot(br, stack, &cow, r);
+			if (!snapped && r->error)
+				goto start;
+			if (snapped)
+				restart(br, stack, r, stopped_at);
+		}
 	}
 
 	if (!atomic_load(&job->cancel)) {
 		sb_job_set_phase(job, stack->name, "backup", br->index, br->count);
 		const char *tags[] = {"stackback", stack->name, NULL};
+		cleanup_free char *parent = snapped ? previous_snapshot(br, stack) : NULL;
 		struct sb_restic_backup_opts bo = {
 			.path = stack->path,
 			.tags = tags,
@@ -273,9 +443,16 @@ static void backup_stack(struct backup_run *br, const struct sb_stack *stack, st
 			.excludes = (const char *const *)cfg->excludes.v,
 			.on_progress = on_backup_progress,
 			.userdata = job,
+			.source_dir = snapped ? cow.copy : NULL,
+			.parent = parent,
+			/* A reflink copy has new inodes and ctimes; a btrfs snapshot keeps both. */
+			.ignore_inode = snapped && cow.kind == SB_COW_REFLINK,
 		};
 		struct sb_backup_summary sum = {0};
-		if (sb_restic_backup(&br->restic, &bo, &sum, &err) < 0) {
+		double backup_t0 = sb_now_monotonic();
+		int brc = sb_restic_backup(&br->restic, &bo, &sum, &err);
+		r->backup_s = sb_now_monotonic() - backup_t0;
+		if (brc < 0) {
 			stack_error(r, SB_STACK_FAILED, "backup of stack '%s' failed: %s", stack->name, err);
 			free(err);
 			err = NULL;
@@ -295,23 +472,8 @@ static void backup_stack(struct backup_run *br, const struct sb_stack *stack, st
 	}
 
 start:
-	if (running) {
-		sb_job_set_phase(job, stack->name, "start", br->index, br->count);
-		if (sb_docker_start(cfg, &br->compose, stack, &err) < 0) {
-			/* Left in the journal: `stackback recover` or the next run retries. */
-			stack_error(r, SB_STACK_FAILED, "start of stack '%s' failed (run 'stackback recover'): %s",
-				    stack->name, err);
-			free(err);
-			err = NULL;
-		} else {
-			r->restarted = true;
-			r->downtime_s = sb_now_monotonic() - stopped_at;
-			sb_journal_remove(cfg, stack->name);
-			char down[32];
-			sb_format_duration(r->downtime_s, down, sizeof(down));
-			sb_info("stack '%s' started again after %s of downtime", stack->name, down);
-		}
-	}
+	if (running && !snapped)
+		restart(br, stack, r, stopped_at);
 
 	if (r->snapshot_id) {
 		sb_job_set_phase(job, stack->name, "post-hook", br->index, br->count);
@@ -323,9 +485,13 @@ start:
 		sb_job_set_phase(job, stack->name, "verify", br->index, br->count);
 		free(err);
 		err = NULL;
-		if (verify_snapshot(br, stack, r->snapshot_id, &r->files_total, &err) < 0)
+		if (verify_snapshot(br, stack, snapped ? cow.copy : stack->path, r->snapshot_id, &r->files_total,
+				    &err) < 0)
 			stack_error(r, SB_STACK_FAILED, "stack '%s': %s", stack->name, err);
 	}
+	if (snapped)
+		drop_snapshot(br, stack, &cow, r);
+	sb_cow_plan_free(&cow);
 	if (!r->error)
 		r->result = SB_STACK_OK;
 	r->duration_s = sb_now_monotonic() - t0;

@@ -360,6 +360,7 @@ static struct json_object *report_to_json_locked(const struct sb_stack_report *r
 	json_object_object_add(o, "started_at", json_object_new_double(r->started_at));
 	json_object_object_add(o, "duration_s", json_object_new_double(r->duration_s));
 	json_object_object_add(o, "downtime_s", json_object_new_double(r->downtime_s));
+	json_object_object_add(o, "backup_s", json_object_new_double(r->backup_s));
 	json_object_object_add(o, "bytes_added", json_object_new_uint64(r->bytes_added));
 	json_object_object_add(o, "files_new", json_object_new_uint64(r->files_new));
 	json_object_object_add(o, "files_changed", json_object_new_uint64(r->files_changed));
@@ -412,14 +413,15 @@ char *sb_job_report_text(struct sb_job *job)
 		      job->req.dry_run ? " (dry run)" : "", state_names[job->state]);
 	for (size_t i = 0; i < job->n_reports; i++) {
 		const struct sb_stack_report *r = &job->reports[i];
-		char dur[32], down[32], added[32];
+		char dur[32], down[32], read[32], added[32];
 		sb_format_duration(r->duration_s, dur, sizeof(dur));
 		sb_format_duration(r->downtime_s, down, sizeof(down));
+		sb_format_duration(r->backup_s, read, sizeof(read));
 		sb_format_bytes(r->bytes_added, added, sizeof(added));
 		sb_buf_printf(&b, "  %-24s %-8s", r->name, result_names[r->result]);
 		if (r->result == SB_STACK_OK && r->snapshot_id)
-			sb_buf_printf(&b, " snapshot %.8s, %s, downtime %s, added %s", r->snapshot_id, dur,
-				      down, added);
+			sb_buf_printf(&b, " snapshot %.8s, %s, mode %s, downtime %s, backup %s, added %s",
+				      r->snapshot_id, dur, r->mode ? r->mode : "stop", down, read, added);
 		if (r->error)
 			sb_buf_printf(&b, " %s", r->error);
 		sb_buf_puts(&b, "\n");

@@ -1,18 +1,21 @@
 /*
  * Undoing a crash: the journal lists stacks a previous run stopped and
  * never started again (it died: SIGKILL, power loss, OOM). Each is
- * started with the verb matching how it was stopped.
+ * started with the verb matching how it was stopped. Then the staging
+ * journal's copies (snapshot mode) are removed: the backups they were
+ * made for died with that run.
  */
 #include <stdlib.h>
+#include <string.h>
 
+#include "stackback/cowsnap.h"
 #include "stackback/docker.h"
 #include "stackback/log.h"
 #include "stackback/state.h"
 #include "stackback/util.h"
 
-int sb_recover(const struct sb_config *cfg, int *restarted, int *failed)
+static int restart_stopped(const struct sb_config *cfg, int *restarted, int *failed)
 {
-	*restarted = *failed = 0;
 	struct sb_journal_entry *e;
 	size_t n;
 	if (sb_journal_read(cfg, &e, &n) < 0) {
@@ -59,4 +62,35 @@ int sb_recover(const struct sb_config *cfg, int *restarted, int *failed)
 	sb_compose_free(&compose);
 	sb_journal_entries_free(e, n);
 	return *failed ? -1 : 0;
+}
+
+/* Stacks come first: a leftover copy only costs disk space. */
+static void remove_staging_copies(const struct sb_config *cfg)
+{
+	struct sb_staging_entry *e;
+	size_t n;
+	int rc = sb_staging_read(cfg, &e, &n);
+	if (rc < 0) {
+		sb_error("recover: cannot read the staging journal in '%s': %s", cfg->state_dir, strerror(-rc));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		cleanup_free char *err = NULL;
+		if (sb_cow_remove(e[i].path, &err) < 0) {
+			sb_error("recover: snapshot copy of stack '%s' left behind: %s", e[i].name, err);
+			continue;
+		}
+		sb_info("recover: removed the snapshot copy '%s' of stack '%s' that an interrupted run left",
+			e[i].path, e[i].name);
+		sb_staging_remove(cfg, e[i].path);
+	}
+	sb_staging_entries_free(e, n);
+}
+
+int sb_recover(const struct sb_config *cfg, int *restarted, int *failed)
+{
+	*restarted = *failed = 0;
+	int rc = restart_stopped(cfg, restarted, failed);
+	remove_staging_copies(cfg);
+	return rc;
 }

@@ -414,6 +414,7 @@ struct restic_call {
 	sb_line_fn on_line;
 	void *userdata;
 	bool capture_stdout;
+	const char *bind_src, *bind_dst;
 };
 
 /*
@@ -444,6 +445,8 @@ static int restic_run(const struct sb_restic *r, const struct restic_call *c, st
 		.cancel = c->cancel,
 		/* On SIGINT restic removes its lock; on SIGTERM it would leave it behind. */
 		.term_signal = SIGINT,
+		.bind_src = c->bind_src,
+		.bind_dst = c->bind_dst,
 	};
 	sb_debug("running restic %s on '%s'", c->args[0], r->repository);
 	int rc = sb_run(&o, res);
@@ -628,6 +631,8 @@ int sb_restic_backup(const struct sb_restic *r, const struct sb_restic_backup_op
 		.cancel = r->cancel,
 		.on_line = backup_line,
 		.userdata = &ctx,
+		.bind_src = o->source_dir,
+		.bind_dst = o->source_dir ? o->path : NULL,
 	};
 	struct sb_run_result res;
 	int rc = restic_run(r, &c, &res, err);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -55,6 +57,7 @@ enum spawn_stage {
 	SPAWN_STAGE_CHDIR = 1,
 	SPAWN_STAGE_STDIO,
 	SPAWN_STAGE_EXEC,
+	SPAWN_STAGE_BIND,
 };
 
 struct spawn_error {
@@ -213,9 +216,21 @@ static void mark_fds_cloexec(void)
 	}
 }
 
+/*
+ * opts->bind_src over opts->bind_dst in a new mount namespace. Mounts
+ * are made private first: where / is shared (systemd), a bind mount
+ * would otherwise propagate back into the parent's namespace.
+ */
+static int private_bind(const char *src, const char *dst)
+{
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return -1;
+	return mount(src, dst, NULL, MS_BIND, NULL);
+}
+
 static __attribute__((noreturn)) void child_exec(const char *path, char *const *argv, char *const *envp,
-						  const char *cwd, int in_fd, int out_fd, int err_fd,
-						  int errpipe)
+						  const struct sb_run_opts *opts, int in_fd, int out_fd,
+						  int err_fd, int errpipe)
 {
 	setpgid(0, 0);
 
@@ -231,7 +246,9 @@ static __attribute__((noreturn)) void child_exec(const char *path, char *const *
 	if (move_to_stdio(in_fd, STDIN_FILENO) < 0 || move_to_stdio(out_fd, STDOUT_FILENO) < 0 ||
 	    move_to_stdio(err_fd, STDERR_FILENO) < 0)
 		child_fail(errpipe, SPAWN_STAGE_STDIO);
-	if (cwd && chdir(cwd) < 0)
+	if (opts->bind_src && private_bind(opts->bind_src, opts->bind_dst) < 0)
+		child_fail(errpipe, SPAWN_STAGE_BIND);
+	if (opts->cwd && chdir(opts->cwd) < 0)
 		child_fail(errpipe, SPAWN_STAGE_CHDIR);
 	/* Descriptors other threads opened without O_CLOEXEC must not leak into the child. */
 	mark_fds_cloexec();
@@ -432,11 +449,15 @@ static void signal_group(pid_t pid, int sig)
 }
 
 static void spawn_error_text(struct sb_run_result *res, const struct spawn_error *se, const char *path,
-			     const char *cwd)
+			     const struct sb_run_opts *opts)
 {
 	switch (se->stage) {
 	case SPAWN_STAGE_CHDIR:
-		res->err = xasprintf("cannot enter directory '%s': %s", cwd, strerror(se->err));
+		res->err = xasprintf("cannot enter directory '%s': %s", opts->cwd, strerror(se->err));
+		break;
+	case SPAWN_STAGE_BIND:
+		res->err = xasprintf("cannot show '%s' at '%s' in a private mount namespace: %s", opts->bind_src,
+				     opts->bind_dst, strerror(se->err));
 		break;
 	case SPAWN_STAGE_STDIO:
 		res->err = xasprintf("cannot set up standard streams: %s", strerror(se->err));
@@ -483,8 +504,8 @@ int sb_run(const struct sb_run_opts *opts, struct sb_run_result *result)
 	if (ok) {
 		pid = fork();
 		if (pid == 0)
-			child_exec(path, (char *const *)opts->argv, env.v, opts->cwd, in_child, out_p[1],
-				   err_p[1], ex_p[1]);
+			child_exec(path, (char *const *)opts->argv, env.v, opts, in_child, out_p[1], err_p[1],
+				   ex_p[1]);
 	}
 	if (!ok || pid < 0)
 		spawn_errno = errno ? errno : EIO;
@@ -521,7 +542,7 @@ int sb_run(const struct sb_run_opts *opts, struct sb_run_result *result)
 			;
 		result->outcome = SB_RUN_SPAWN_FAILED;
 		result->status = se.err;
-		spawn_error_text(result, &se, path, opts->cwd);
+		spawn_error_text(result, &se, path, opts);
 		result->duration_s = sb_now_monotonic() - start;
 		return 1;
 	}

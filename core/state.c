@@ -262,6 +262,96 @@ int sb_journal_remove(const struct sb_config *cfg, const char *name)
 	return rc;
 }
 
+/*
+ * The staging journal: one line per copy, "NAME\tPATH" (a stack name has
+ * no tab; PATH is the rest of the line). Written like the journal.
+ */
+static int staging_write(const struct sb_config *cfg, const struct sb_staging_entry *e, size_t n)
+{
+	struct sb_buf b = {0};
+	for (size_t i = 0; i < n; i++)
+		sb_buf_printf(&b, "%s\t%s\n", e[i].name, e[i].path);
+	cleanup_free char *path = state_path(cfg, "staging");
+	int rc = sb_write_file_atomic(path, b.data ? b.data : "", b.len, 0600);
+	sb_buf_free(&b);
+	return rc;
+}
+
+int sb_staging_read(const struct sb_config *cfg, struct sb_staging_entry **entries, size_t *n)
+{
+	*entries = NULL;
+	*n = 0;
+	cleanup_free char *path = state_path(cfg, "staging");
+	cleanup_free char *text = NULL;
+	int rc = sb_read_file(path, 1 << 20, &text, NULL);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *tab = strchr(line, '\t');
+		if (!tab || tab == line || tab[1] != '/') {
+			sb_warn("staging journal '%s': ignoring malformed line", path);
+			continue;
+		}
+		*tab = '\0';
+		*entries = xrealloc(*entries, (*n + 1) * sizeof(**entries));
+		(*entries)[*n] = (struct sb_staging_entry){.name = xstrdup(line), .path = xstrdup(tab + 1)};
+		(*n)++;
+	}
+	return 0;
+}
+
+void sb_staging_entries_free(struct sb_staging_entry *entries, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(entries[i].name);
+		free(entries[i].path);
+	}
+	free(entries);
+}
+
+int sb_staging_add(const struct sb_config *cfg, const char *name, const char *path)
+{
+	struct sb_staging_entry *e;
+	size_t n;
+	int rc = sb_staging_read(cfg, &e, &n);
+	if (rc < 0)
+		return rc;
+	bool present = false;
+	for (size_t i = 0; i < n; i++)
+		present |= strcmp(e[i].path, path) == 0;
+	if (!present) {
+		e = xrealloc(e, (n + 1) * sizeof(*e));
+		e[n++] = (struct sb_staging_entry){xstrdup(name), xstrdup(path)};
+	}
+	rc = staging_write(cfg, e, n);
+	sb_staging_entries_free(e, n);
+	return rc;
+}
+
+int sb_staging_remove(const struct sb_config *cfg, const char *path)
+{
+	struct sb_staging_entry *e;
+	size_t n;
+	int rc = sb_staging_read(cfg, &e, &n);
+	if (rc < 0)
+		return rc;
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(e[i].path, path) == 0) {
+			free(e[i].name);
+			free(e[i].path);
+			continue;
+		}
+		e[kept++] = e[i];
+	}
+	rc = kept == n ? 0 : staging_write(cfg, e, kept);
+	sb_staging_entries_free(e, kept);
+	return rc;
+}
+
 struct json_object *sb_state_read_json(const struct sb_config *cfg, const char *relpath)
 {
 	cleanup_free char *path = state_path(cfg, relpath);

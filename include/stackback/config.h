@@ -123,6 +123,24 @@ int sb_config_load(struct sb_config *cfg, const char *const *paths, size_t n_pat
 
 void sb_config_free(struct sb_config *cfg);
 
+/** One stack's settings: the global ones, overridden by the stack's own file. */
+struct sb_stack_settings {
+	enum sb_snapshot_mode snapshot_mode;
+	char *snapshot_staging;   /**< owned; NULL = the default */
+};
+
+/**
+ * Reads STACK/.stackback/config over cfg's values: KEY=VALUE lines in
+ * the config grammar, for the keys that may differ per stack
+ * (SNAPSHOT_MODE, SNAPSHOT_STAGING; any other key is a warning).
+ * Relative paths resolve against the stack directory. An absent file
+ * leaves cfg's values. Returns 0, or -1 when diags got an error (out
+ * then holds what could be read). Free out either way.
+ */
+int sb_config_load_stack(const struct sb_config *cfg, const char *stack_dir,
+			 struct sb_stack_settings *out, struct sb_diags *diags);
+void sb_stack_settings_free(struct sb_stack_settings *s);
+
 /**
  * Returns the effective values as "KEY=VALUE" lines, secrets masked
  * (caller frees).

@@ -100,6 +100,7 @@ struct sb_stack_report {
 	double started_at;    /**< wall clock */
 	double duration_s;
 	double downtime_s;    /**< stop → start completed, 0 if never stopped */
+	double backup_s;      /**< how long restic read the data (in snapshot mode: while the stack ran) */
 	uint64_t bytes_added;
 	uint64_t files_new, files_changed, files_total;
 	char *mode;           /**< "stop", "down", or a snapshot mode */

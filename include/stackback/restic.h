@@ -66,6 +66,12 @@ struct sb_restic_backup_opts {
 	const char *const *excludes;/**< NULL-terminated patterns, may be NULL */
 	const char *parent;         /**< --parent, may be NULL */
 	bool ignore_inode;          /**< --ignore-inode --ignore-ctime */
+	/**
+	 * Snapshot mode: the copy of path that restic reads, shown to it at
+	 * path through a private bind mount (runner.h), so the snapshot is
+	 * recorded under path as a plain one would be. NULL = path itself.
+	 */
+	const char *source_dir;
 	sb_backup_progress_fn on_progress;
 	void *userdata;
 };

@@ -49,6 +49,15 @@ struct sb_run_opts {
 	 * (`restic dump` streams binary file contents).
 	 */
 	void (*on_stdout)(void *userdata, const char *data, size_t len);
+	/**
+	 * A private view for the child (needs CAP_SYS_ADMIN): when bind_src
+	 * is set, the child runs in a mount namespace of its own in which
+	 * bind_src is bind-mounted over bind_dst (before cwd is entered).
+	 * No other process sees the mount, and it goes with the child.
+	 * Snapshot mode uses it to show restic a copy at the original path.
+	 */
+	const char *bind_src;
+	const char *bind_dst;
 };
 
 enum sb_run_outcome {

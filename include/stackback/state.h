@@ -4,6 +4,7 @@
  *
  *   lock               the job lock (flock; holder's PID inside)
  *   journal            stacks stopped by us and not yet started again
+ *   staging            snapshot-mode copies not yet removed
  *   next-job-id        the job id counter (ids never reused)
  *   jobs/ID/           report.json, log, state of each finished job
  *   stacks/NAME.json   last backup of each stack
@@ -54,9 +55,26 @@ int sb_journal_read(const struct sb_config *cfg, struct sb_journal_entry **entri
 void sb_journal_entries_free(struct sb_journal_entry *entries, size_t n);
 
 /**
+ * The staging journal: copies of stack directories made by snapshot
+ * mode (cowsnap.h) and not yet removed. staging_add is called (and
+ * fsynced) before a copy is made, staging_remove once it is gone.
+ */
+int sb_staging_add(const struct sb_config *cfg, const char *name, const char *path);
+int sb_staging_remove(const struct sb_config *cfg, const char *path);
+struct sb_staging_entry {
+	char *name;  /**< the stack */
+	char *path;  /**< the copy */
+};
+int sb_staging_read(const struct sb_config *cfg, struct sb_staging_entry **entries, size_t *n);
+void sb_staging_entries_free(struct sb_staging_entry *entries, size_t n);
+
+/**
  * Restarts every stack the journal lists (a previous run died), then
- * clears them from it. *restarted / *failed count them. Caller holds
- * the job lock. Returns 0 if all were started, -1 otherwise.
+ * clears them from it. *restarted / *failed count them. Then removes
+ * the copies the staging journal lists; one that cannot be removed is
+ * logged and stays listed (retried next time) without counting here.
+ * Caller holds the job lock. Returns 0 if all stacks were started, -1
+ * otherwise.
  */
 int sb_recover(const struct sb_config *cfg, int *restarted, int *failed);
 
