@@ -216,6 +216,11 @@ static int stack_settings(const struct sb_stack *stack, const struct sb_config *
 	return rc;
 }
 
+static const char *cow_what(enum sb_cow_kind kind)
+{
+	return kind == SB_COW_SUBVOLUME ? "btrfs snapshot" : "reflink copy";
+}
+
 /*
  * Snapshot mode for a running stack, decided before it is stopped.
  * Returns 0 (cow->kind NONE: the stack stays stopped for its whole
@@ -238,8 +243,8 @@ static int plan_snapshot(const struct backup_run *br, const struct sb_stack *sta
 				"for its whole backup",
 				stack->name, mode, cow->why);
 		else if (cow->kind != SB_COW_NONE)
-			sb_info("stack '%s': SNAPSHOT_MODE=%s on %s: %s copy in '%s'%s%s%s", stack->name, mode,
-				cow->fs, sb_cow_kind_name(cow->kind), cow->staging, cow->why ? " (" : "",
+			sb_info("stack '%s': SNAPSHOT_MODE=%s on %s: %s in '%s'%s%s%s", stack->name, mode,
+				cow->fs, cow_what(cow->kind), cow->staging, cow->why ? " (" : "",
 				cow->why ? cow->why : "", cow->why ? ")" : "");
 	}
 	sb_stack_settings_free(&set);
@@ -267,8 +272,8 @@ static bool take_snapshot(struct backup_run *br, const struct sb_stack *stack, c
 		if (sb_cow_take(cow, stack->path, &br->job->cancel, &err) == 0) {
 			char took[32];
 			sb_format_duration(sb_now_monotonic() - t0, took, sizeof(took));
-			sb_info("stack '%s': %s copy '%s' taken in %s", stack->name, sb_cow_kind_name(cow->kind),
-				cow->copy, took);
+			sb_info("stack '%s': %s '%s' taken in %s", stack->name, cow_what(cow->kind), cow->copy,
+				took);
 			free(r->mode);
 			r->mode = xstrdup(sb_cow_kind_name(cow->kind));
 			return true;
@@ -280,8 +285,8 @@ static bool take_snapshot(struct backup_run *br, const struct sb_stack *stack, c
 			sb_staging_remove(cfg, cow->copy);
 	}
 	if (cow->mode == SB_SNAPSHOT_MODE_AUTO)
-		sb_warn("stack '%s': no %s copy (%s): backing it up stopped instead", stack->name,
-			sb_cow_kind_name(cow->kind), err);
+		sb_warn("stack '%s': no %s (%s): backing it up stopped instead", stack->name, cow_what(cow->kind),
+			err);
 	else
 		stack_error(r, SB_STACK_FAILED, "snapshot of stack '%s' failed: %s", stack->name, err);
 	return false;

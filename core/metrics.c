@@ -221,6 +221,7 @@ enum stack_value {
 	V_SUCCESS_TIME,
 	V_DURATION,
 	V_DOWNTIME,
+	V_BACKUP,
 	V_BYTES,
 	V_SNAPSHOTS,
 };
@@ -235,6 +236,7 @@ static const struct {
 	[V_SUCCESS_TIME] = {"stackback_stack_last_success_timestamp_seconds", "When the stack's last successful backup ended (Unix time)."},
 	[V_DURATION] = {"stackback_stack_last_backup_duration_seconds", "How long the stack's last backup took."},
 	[V_DOWNTIME] = {"stackback_stack_last_backup_downtime_seconds", "How long the stack was stopped by its last backup."},
+	[V_BACKUP] = {"stackback_stack_last_backup_restic_seconds", "How long restic read the stack's data in its last backup (in snapshot mode, while the stack ran)."},
 	[V_BYTES] = {"stackback_stack_last_backup_bytes_added", "Bytes the stack's last backup added to the repository."},
 	[V_SNAPSHOTS] = {"stackback_stack_snapshots", "Snapshots of the stack in the repository, as counted after the last job that changed them."},
 };
@@ -266,6 +268,8 @@ static bool stack_value(const struct stack_src *s, enum stack_value v, bool coun
 		return member_num(s->last, "duration_s", out);
 	case V_DOWNTIME:
 		return member_num(s->last, "downtime_s", out);
+	case V_BACKUP:
+		return member_num(s->last, "backup_s", out);
 	case V_BYTES:
 		return member_num(s->last, "bytes_added", out);
 	case V_SNAPSHOTS:
@@ -299,6 +303,19 @@ static void render_stacks(struct sb_buf *b, const struct sb_config *cfg, const s
 			if (stack_value(&src[i], (enum stack_value)m, counted, &v))
 				labelled(b, stack_metrics[m].name, "stack", src[i].name, v);
 		}
+	}
+	static const char mode_metric[] = "stackback_stack_last_backup_mode";
+	head(b, mode_metric, "How the stack's last backup ran (always 1): stop or down (stopped for the whole backup), "
+			     "btrfs or reflink (stopped only while a snapshot was taken).");
+	for (size_t i = 0; i < sel->n; i++) {
+		const char *mode = member_str(src[i].last, "mode");
+		if (!mode)
+			continue;
+		sb_buf_printf(b, "%s{stack=\"", mode_metric);
+		put_label(b, src[i].name);
+		sb_buf_puts(b, "\",mode=\"");
+		put_label(b, mode);
+		sb_buf_puts(b, "\"} 1\n");
 	}
 	for (size_t i = 0; i < sel->n; i++)
 		json_object_put(src[i].last);

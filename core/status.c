@@ -264,7 +264,10 @@ char *sb_status_last_backup_text(const struct sb_config *cfg, const char *name)
 	const char *snap = member_str(o, "snapshot_id");
 	sb_buf_printf(&b, "time: %s\nresult: %s\nsnapshot_id: %s\n", when, result ? result : "unknown",
 		      snap ? snap : "none");
-	static const char *const seconds[] = {"duration_s", "downtime_s"};
+	const char *mode = member_str(o, "mode");
+	if (mode)
+		sb_buf_printf(&b, "mode: %s\n", mode);
+	static const char *const seconds[] = {"duration_s", "downtime_s", "backup_s"};
 	for (size_t i = 0; i < SB_ARRAY_SIZE(seconds); i++)
 		if (member_num(o, seconds[i], &v))
 			sb_buf_printf(&b, "%s: %.1f\n", seconds[i], v);
