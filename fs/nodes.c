@@ -168,7 +168,8 @@ static int write_enabled(struct sbfs_ctx *c, const char *data, size_t len, struc
 
 static int read_state(struct sbfs_ctx *c, struct sb_buf *out)
 {
-	enum sb_stack_state st = sb_stack_states_get(c->fs->states, c->stack, c->for_size ? 0 : SBFS_STATE_WAIT);
+	double wait = c->for_size ? 0 : (double)c->fs->cfg.docker_timeout + SBFS_STATE_MARGIN;
+	enum sb_stack_state st = sb_stack_states_get(c->fs->states, c->stack, wait);
 	sb_buf_printf(out, "%s\n", sb_stack_state_name(st));
 	return 0;
 }

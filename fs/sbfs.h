@@ -26,8 +26,12 @@
 
 /* How long a loaded selection is trusted when neither the dirlist nor DOCKER_STACKS_DIR changed. */
 #define SBFS_SELECTION_TTL 2.0
-/* How long a read of stacks/NAME/state waits for docker before answering from the cache. */
-#define SBFS_STATE_WAIT 3.0
+/*
+ * A read of stacks/NAME/state waits for docker as long as docker itself
+ * may take (DOCKER_TIMEOUT, after which the runner kills it) plus this
+ * margin, then answers from the cache ("unknown" if docker never did).
+ */
+#define SBFS_STATE_MARGIN 1.0
 
 /* A loaded selection shared by the requests that use it. */
 struct sbfs_sel {

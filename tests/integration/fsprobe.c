@@ -148,10 +148,15 @@ static int cmd_poll(const char *path, int timeout_ms)
 	} else if (rc == 0) {
 		printf("timeout\n");
 	} else {
-		printf("changed %.0f\n", now_ms() - start);
-		char *content = read_all(fd, NULL);
-		fputs(content, stdout);
-		free(content);
+		printf("changed %.0f revents %#x\n", now_ms() - start, (unsigned)p.revents);
+		char buf2[65536];
+		ssize_t n = pread(fd, buf2, sizeof(buf2) - 1, 0);
+		if (n < 0) {
+			report(-1, errno);
+		} else {
+			buf2[n] = '\0';
+			fputs(buf2, stdout);
+		}
 	}
 	close(fd);
 	return 0;
