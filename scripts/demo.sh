@@ -61,6 +61,26 @@ compose_in() {
 	)
 }
 
+# The PIDs of the demo's daemon: stackbackfs processes serving $mnt.
+daemon_pids() {
+	for pid in $(pgrep -x stackbackfs || true); do
+		case " $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) " in
+		*" $mnt "*) echo "$pid" ;;
+		esac
+	done
+}
+
+# After the unmount the daemon cancels its job and starts again the stacks
+# it had stopped; only then may the stacks go down.
+wait_daemon_exit() {
+	i=0
+	while [ -n "$(daemon_pids)" ]; do
+		i=$((i + 1))
+		[ "$i" -le 120 ] || return 1
+		sleep 0.5
+	done
+}
+
 # True when the demo's control filesystem is mounted (even if its daemon died).
 mounted() {
 	awk -v mp="$mnt" '$5 == mp { found = 1 } END { exit !found }' /proc/self/mountinfo
@@ -176,9 +196,9 @@ run_job() {
 
 up() {
 	[ "$(id -u)" = 0 ] || die "run the demo as root (it installs packages, starts Docker and mounts FUSE)"
+	claim_folder
 	step "installing what is missing (scripts/install-deps.sh)" "$top/scripts/install-deps.sh"
 	step "building (meson setup $build && meson compile -C $build)" build
-	claim_folder
 	step "starting a Docker engine unless one runs (scripts/dockerd.sh)" \
 		env STACKBACK_DOCKERD_PIDFILE="$D/dockerd.pid" "$top/scripts/dockerd.sh" start
 	step "importing the local busybox image" busybox_image
@@ -219,7 +239,7 @@ show() {
 	line() { printf '  %-32s %s\n' "$1" "$2"; }
 	line "the control filesystem" "ls $mnt"
 	line "the daemon and the last job" "cat $mnt/status"
-	line "the selection (mkdir/rmdir/mv)" "ls $mnt/enabled $mnt/disabled"
+	line "the selection (mkdir, rmdir, mv)" "ls $mnt/enabled $mnt/disabled"
 	line "the newest backup of '$web'" "ls $mnt/snapshots/$web/latest/"
 	line "the cloud copy" "cat $mnt/cloud/status"
 	line "the \"cloud\" (a local folder)" "ls $D/cloud"
@@ -235,6 +255,7 @@ down() {
 	if mounted; then
 		step "unmounting $mnt" "$sb" -c "$cfg" umount
 	fi
+	step "waiting for the daemon to exit" wait_daemon_exit
 	if docker info >/dev/null 2>&1; then
 		for stack in "$D"/stacks/*/; do
 			[ -f "$stack/compose.yaml" ] || continue

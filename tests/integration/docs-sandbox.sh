@@ -128,6 +128,7 @@ teardown() {
 	done
 	if [ -n "$(our_daemons)" ]; then
 		echo "docs sandbox: stackbackfs did not exit within 60 s of the unmount" >&2
+		# shellcheck disable=SC2046 # one PID per word
 		kill $(our_daemons) 2>/dev/null || true
 		rc=125
 	fi
@@ -138,7 +139,7 @@ trap teardown EXIT
 case $mode in
 unconfigured) ;;
 unmounted | mounted)
-	mkdir -p -m 0700 /etc/stackback
+	mkdir -m 0700 /etc/stackback
 	install -m 0600 "$W/config.ini" /etc/stackback/config.ini
 	(umask 077 && echo "docs-sandbox-password" >/etc/stackback/restic.password)
 	{
