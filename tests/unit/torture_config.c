@@ -913,6 +913,125 @@ static void test_password(void **state)
 	free(err);
 }
 
+/* A stack's own .stackback/config: only the per-stack keys, over the global values. */
+static void test_stack_settings(void **state)
+{
+	struct fx *fx = *state;
+	sb_config_defaults(&fx->cfg);
+	fx->cfg.snapshot_mode = SB_SNAPSHOT_MODE_BTRFS;
+	fx->cfg.snapshot_staging = xstrdup("/srv/global-staging");
+	char *stack = xasprintf("%s/web", fx->dir);
+	char *dot = xasprintf("%s/.stackback", stack);
+	assert_int_equal(sb_mkdir_p(dot, 0755), 0);
+
+	/* No file: the global values. */
+	struct sb_stack_settings set;
+	assert_int_equal(sb_config_load_stack(&fx->cfg, stack, &set, &fx->diags), 0);
+	assert_int_equal(set.snapshot_mode, SB_SNAPSHOT_MODE_BTRFS);
+	assert_string_equal(set.snapshot_staging, "/srv/global-staging");
+	sb_stack_settings_free(&set);
+	assert_no_diags(fx);
+
+	char *path = write_file(fx, "web/.stackback/config",
+				"# this stack lives on XFS\n"
+				"SNAPSHOT_MODE = Reflink\n"
+				"SNAPSHOT_STAGING=../.staging   # beside the stack\n"
+				"[stackback]\n"
+				"RESTIC_PASSWORD=not here\n"
+				"FROBNICATE=1\n");
+	assert_int_equal(sb_config_load_stack(&fx->cfg, stack, &set, &fx->diags), 0);
+	assert_int_equal(set.snapshot_mode, SB_SNAPSHOT_MODE_REFLINK);
+	/* Relative to the stack directory, not to .stackback/. */
+	char *want = xasprintf("%s/web/../.staging", fx->dir);
+	assert_string_equal(set.snapshot_staging, want);
+	free(want);
+	sb_stack_settings_free(&set);
+	assert_diag(fx, path, 5, SB_DIAG_WARNING, "RESTIC_PASSWORD cannot be set for one stack");
+	assert_diag(fx, path, 6, SB_DIAG_WARNING, "unknown key FROBNICATE");
+	assert_int_equal(sb_diags_count(&fx->diags, SB_DIAG_ERROR), 0);
+	/* The global config is untouched. */
+	assert_int_equal(fx->cfg.snapshot_mode, SB_SNAPSHOT_MODE_BTRFS);
+	assert_null(fx->cfg.restic_password);
+	sb_diags_free(&fx->diags);
+
+	/* An empty value means the default: the staging area next to the stack. */
+	free(path);
+	path = write_file(fx, "web/.stackback/config", "SNAPSHOT_MODE=off\nSNAPSHOT_STAGING=\n");
+	assert_int_equal(sb_config_load_stack(&fx->cfg, stack, &set, &fx->diags), 0);
+	assert_int_equal(set.snapshot_mode, SB_SNAPSHOT_MODE_OFF);
+	assert_null(set.snapshot_staging);
+	sb_stack_settings_free(&set);
+	assert_no_diags(fx);
+	free(path);
+	free(dot);
+	free(stack);
+}
+
+static void test_stack_settings_garbage(void **state)
+{
+	struct fx *fx = *state;
+	sb_config_defaults(&fx->cfg);
+	char *stack = xasprintf("%s/db", fx->dir);
+	char *dot = xasprintf("%s/.stackback", stack);
+	assert_int_equal(sb_mkdir_p(dot, 0755), 0);
+	static const struct {
+		const char *text;
+		size_t len;
+		int line;
+		const char *error;
+	} cases[] = {
+		{"SNAPSHOT_MODE=zfs\n", 0, 1, "SNAPSHOT_MODE: unknown value 'zfs' (expected off, auto, btrfs or reflink)"},
+		{"\nSNAPSHOT_MODE\n", 0, 2, "malformed line"},
+		{"SNAPSHOT_MODE='btrfs\n", 0, 1, "unterminated quote"},
+		{"export SNAPSHOT_MODE=auto\n", 0, 1, "'export' is not supported"},
+		{"SNAPSHOT_MODE=auto\0\n", 20, 1, "NUL byte"},
+		{"[stackback\n", 0, 1, "missing ']'"},
+		{"\x7f\x01=\n", 0, 1, "control character"},
+	};
+	for (size_t i = 0; i < SB_ARRAY_SIZE(cases); i++) {
+		size_t len = cases[i].len ? cases[i].len : strlen(cases[i].text);
+		char *path = write_bytes(fx, "db/.stackback/config", cases[i].text, len, 0644);
+		struct sb_stack_settings set;
+		assert_int_equal(sb_config_load_stack(&fx->cfg, stack, &set, &fx->diags), -1);
+		assert_diag(fx, path, cases[i].line, SB_DIAG_ERROR, cases[i].error);
+		/* What could not be read keeps the global value. */
+		assert_int_equal(set.snapshot_mode, fx->cfg.snapshot_mode);
+		sb_stack_settings_free(&set);
+		sb_diags_free(&fx->diags);
+		free(path);
+	}
+
+	/* Random bytes: errors at FILE:LINE, never a crash. */
+	size_t len = 64 * 1024;
+	char *data = xmalloc(len);
+	uint32_t x = 88172645u;
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		data[i] = (char)(x % 5 == 0 ? '\n' : x % 9 == 0 ? '=' : (x >> 8) & 0xff);
+	}
+	char *path = write_bytes(fx, "db/.stackback/config", data, len, 0644);
+	free(data);
+	struct sb_stack_settings set;
+	assert_int_equal(sb_config_load_stack(&fx->cfg, stack, &set, &fx->diags), -1);
+	assert_true(sb_diags_count(&fx->diags, SB_DIAG_ERROR) > 0);
+	sb_stack_settings_free(&set);
+	free(path);
+
+	/* A directory where the file should be: one error for the file as a whole. */
+	sb_diags_free(&fx->diags);
+	path = xasprintf("%s/config", dot);
+	unlink(path);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(sb_config_load_stack(&fx->cfg, stack, &set, &fx->diags), -1);
+	assert_diag(fx, path, 0, SB_DIAG_ERROR, "not a regular file");
+	sb_stack_settings_free(&set);
+	free(path);
+	free(dot);
+	free(stack);
+}
+
 static void test_diags_print(void **state)
 {
 	(void)state;
@@ -961,6 +1080,8 @@ int main(void)
 		cmocka_unit_test(test_split_command),
 		cmocka_unit_test_setup_teardown(test_password, setup, teardown),
 		cmocka_unit_test(test_diags_print),
+		cmocka_unit_test_setup_teardown(test_stack_settings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stack_settings_garbage, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -411,7 +411,8 @@ static void test_samples_from_state(void **state)
 	struct fixture *f = *state;
 	put_state(f, "stacks/web.json",
 		  "{\"stack\":\"web\",\"result\":\"ok\",\"started_at\":1700000000.5,\"duration_s\":12.5,"
-		  "\"downtime_s\":3.25,\"bytes_added\":4096,\"snapshot_id\":\"abc\"}");
+		  "\"downtime_s\":3.25,\"bytes_added\":4096,\"snapshot_id\":\"abc\",\"backup_s\":9.5,"
+		  "\"mode\":\"btrfs\"}");
 	put_state(f, "stacks/db.json",
 		  "{\"stack\":\"db\",\"result\":\"failed\",\"started_at\":1700000100,\"duration_s\":1,"
 		  "\"downtime_s\":0,\"bytes_added\":0,\"error\":\"boom\"}");
@@ -433,6 +434,11 @@ static void test_samples_from_state(void **state)
 	assert_line(text, "stackback_stack_last_backup_duration_seconds{stack=\"web\"} 12.5");
 	assert_line(text, "stackback_stack_last_backup_downtime_seconds{stack=\"web\"} 3.25");
 	assert_line(text, "stackback_stack_last_backup_bytes_added{stack=\"web\"} 4096");
+	/* Snapshot mode: the stack was down 3.25 s of the 12.5, restic read for 9.5 of them. */
+	assert_line(text, "stackback_stack_last_backup_restic_seconds{stack=\"web\"} 9.5");
+	assert_line(text, "stackback_stack_last_backup_mode{stack=\"web\",mode=\"btrfs\"} 1");
+	assert_no_sample(text, "stackback_stack_last_backup_mode{stack=\"db\"");
+	assert_no_sample(text, "stackback_stack_last_backup_restic_seconds{stack=\"db\"}");
 	assert_line(text, "stackback_stack_snapshots{stack=\"web\"} 3");
 	/* Counted, none of them idle's; a stack no longer selected is not shown. */
 	assert_line(text, "stackback_stack_snapshots{stack=\"idle\"} 0");

@@ -332,6 +332,63 @@ static void test_cwd(void **state)
 	sb_run_result_free(&res);
 }
 
+/* bind_src over bind_dst for the child only (snapshot mode's view for restic). Needs root. */
+static void test_private_bind(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/sbrunnerXXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char *src = xasprintf("%s/copy", dir), *dst = xasprintf("%s/stack", dir);
+	assert_int_equal(mkdir(src, 0755), 0);
+	assert_int_equal(mkdir(dst, 0755), 0);
+	char *seen = xasprintf("%s/file", src), *orig = xasprintf("%s/file", dst);
+	assert_int_equal(sb_write_file_atomic(seen, "the copy\n", 9, 0644), 0);
+	assert_int_equal(sb_write_file_atomic(orig, "the original\n", 13, 0644), 0);
+
+	/* The child sees the copy at the original path, from its cwd and by absolute path. */
+	char *script = xasprintf("cat file; cat '%s/file'; grep -c ' %s ' /proc/self/mountinfo", dst, dst);
+	const char *argv[] = {"sh", "-c", script, NULL};
+	struct sb_run_opts o = {.argv = argv, .cwd = dst, .bind_src = src, .bind_dst = dst,
+				.capture_stdout = true, .capture_stderr = true};
+	struct sb_run_result res;
+	int rc = sb_run(&o, &res);
+	if (rc != 0)
+		fail_msg("bind run failed: %s", res.err ? res.err : "?");
+	assert_string_equal(res.out, "the copy\nthe copy\n1\n");
+	sb_run_result_free(&res);
+
+	/* Nothing changed for anyone else. */
+	char *text = NULL;
+	assert_int_equal(sb_read_file(orig, 100, &text, NULL), 0);
+	assert_string_equal(text, "the original\n");
+	free(text);
+	assert_int_equal(sb_read_file("/proc/self/mountinfo", 1 << 20, &text, NULL), 0);
+	char *needle = xasprintf(" %s ", dst);
+	assert_null(strstr(text, needle));
+	free(needle);
+	free(text);
+
+	/* A copy that is not there: a spawn failure saying what could not be shown where. */
+	sb_rm_rf(src);
+	assert_int_equal(sb_run(&o, &res), 1);
+	assert_int_equal(res.outcome, SB_RUN_SPAWN_FAILED);
+	assert_int_equal(res.status, ENOENT);
+	char *d = sb_run_describe(&res, 0);
+	char *want = xasprintf("could not be started: cannot show '%s' at '%s' in a private mount namespace: %s",
+			       src, dst, strerror(ENOENT));
+	assert_string_equal(d, want);
+	free(want);
+	free(d);
+	sb_run_result_free(&res);
+
+	free(script);
+	free(seen);
+	free(orig);
+	free(src);
+	free(dst);
+	sb_rm_rf(dir);
+}
+
 static void test_timeout_kills_group(void **state)
 {
 	(void)state;
@@ -651,6 +708,7 @@ int main(void)
 		cmocka_unit_test(test_stdin),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_cwd),
+		cmocka_unit_test(test_private_bind),
 		cmocka_unit_test(test_timeout_kills_group),
 		cmocka_unit_test(test_timeout_sigkill_after_grace),
 		cmocka_unit_test(test_timeout_term_signal),

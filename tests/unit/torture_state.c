@@ -167,6 +167,78 @@ static void test_journal(void **state)
 	free(path);
 }
 
+static void test_staging_journal(void **state)
+{
+	struct fixture *f = *state;
+	struct sb_staging_entry *e;
+	size_t n;
+	assert_int_equal(sb_staging_read(&f->cfg, &e, &n), 0);
+	assert_int_equal(n, 0);
+	free(e);
+	assert_int_equal(sb_staging_add(&f->cfg, "web", "/srv/.stackback-staging/web"), 0);
+	assert_int_equal(sb_staging_add(&f->cfg, "db", "/srv/my staging\twith a tab/db"), 0);
+	assert_int_equal(sb_staging_add(&f->cfg, "web", "/srv/.stackback-staging/web"), 0);
+	assert_int_equal(sb_staging_read(&f->cfg, &e, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(e[0].name, "web");
+	assert_string_equal(e[1].path, "/srv/my staging\twith a tab/db");
+	sb_staging_entries_free(e, n);
+	assert_int_equal(sb_staging_remove(&f->cfg, "/srv/.stackback-staging/web"), 0);
+	assert_int_equal(sb_staging_remove(&f->cfg, "/never/listed"), 0);
+	assert_int_equal(sb_staging_read(&f->cfg, &e, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(e[0].name, "db");
+	sb_staging_entries_free(e, n);
+
+	/* Garbage is skipped: no tab, no name, a relative path, control bytes. */
+	char *path = xasprintf("%s/staging", f->cfg.state_dir);
+	const char garbage[] = "no tabs\n\t/no/name\nweb\trelative/path\n\x01\x02\nok\t/p\n\n";
+	assert_int_equal(sb_write_file_atomic(path, garbage, sizeof(garbage) - 1, 0600), 0);
+	assert_int_equal(sb_staging_read(&f->cfg, &e, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(e[0].name, "ok");
+	assert_string_equal(e[0].path, "/p");
+	sb_staging_entries_free(e, n);
+	free(path);
+}
+
+/* recover removes what the staging journal lists, even with no stack to restart. */
+static void test_recover_removes_staging_copies(void **state)
+{
+	struct fixture *f = *state;
+	char *copy = xasprintf("%s/.stackback-staging/web", f->dir);
+	char *inner = xasprintf("%s/data", copy);
+	assert_int_equal(sb_mkdir_p(inner, 0700), 0);
+	assert_int_equal(chmod(inner, 0500), 0);
+	/* A copy that cannot be removed (its parent is a file) stays listed. */
+	char *file = xasprintf("%s/file", f->dir);
+	assert_int_equal(sb_write_file_atomic(file, "x", 1, 0600), 0);
+	char *stuck = xasprintf("%s/db", file);
+	assert_int_equal(sb_staging_add(&f->cfg, "web", copy), 0);
+	assert_int_equal(sb_staging_add(&f->cfg, "db", stuck), 0);
+
+	int restarted = -1, failed = -1;
+	assert_int_equal(sb_recover(&f->cfg, &restarted, &failed), 0);
+	assert_int_equal(restarted, 0);
+	assert_int_equal(failed, 0);
+	struct stat st;
+	assert_int_equal(lstat(copy, &st), -1);
+	/* The default staging directory went with its last copy. */
+	char *staging = xasprintf("%s/.stackback-staging", f->dir);
+	assert_int_equal(lstat(staging, &st), -1);
+	struct sb_staging_entry *e;
+	size_t n;
+	assert_int_equal(sb_staging_read(&f->cfg, &e, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(e[0].path, stuck);
+	sb_staging_entries_free(e, n);
+	free(staging);
+	free(stuck);
+	free(file);
+	free(inner);
+	free(copy);
+}
+
 static void test_json_state(void **state)
 {
 	struct fixture *f = *state;
@@ -194,6 +266,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lock_refuses_live_holder, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_ids_unique_across_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_staging_journal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_removes_staging_copies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_state, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

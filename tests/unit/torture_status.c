@@ -140,6 +140,14 @@ static void test_last_backup(void **state)
 	assert_string_equal(text, "time: 1970-01-01T00:01:43Z\nresult: ok\nsnapshot_id: abcdef12\n"
 				  "duration_s: 3.5\ndowntime_s: 1.5\nbytes_added: 2048\nfiles_new: 2\njob: 4\n");
 	free(text);
+	/* Snapshot mode: how the stack was kept consistent, and restic's time apart from the downtime. */
+	put_file(f, "stacks/web.json",
+		 "{\"result\":\"ok\",\"snapshot_id\":\"abcdef12\",\"started_at\":100,\"duration_s\":30,"
+		 "\"downtime_s\":1.25,\"backup_s\":27.5,\"mode\":\"reflink\"}");
+	text = sb_status_last_backup_text(&f->cfg, "web");
+	assert_string_equal(text, "time: 1970-01-01T00:02:10Z\nresult: ok\nsnapshot_id: abcdef12\nmode: reflink\n"
+				  "duration_s: 30.0\ndowntime_s: 1.2\nbackup_s: 27.5\n");
+	free(text);
 	put_file(f, "stacks/db.json", "{\"result\":\"failed\",\"error\":\"backup of stack 'db' failed: x\"}");
 	text = sb_status_last_backup_text(&f->cfg, "db");
 	assert_string_equal(text, "time: unknown\nresult: failed\nsnapshot_id: none\n"
