@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "job-internal.h"
+#include "stackback/cloud.h"
 #include "stackback/docker.h"
 #include "stackback/restic.h"
 #include "stackback/stacks.h"
@@ -60,7 +61,9 @@ static void fail(struct restore_stack *rs, const char *fmt, ...)
 static int resolve(struct restore_stack *rs, const char *ref)
 {
 	bool cloud = sb_str_has_prefix(ref, "cloud:");
-	const char *repo = cloud ? rs->cfg->restore_dir : rs->cfg->restic_repository;
+	/* The copy the last restore made (it may have gone --to elsewhere), else RESTORE_DIR. */
+	cleanup_free char *restored = cloud ? sb_cloud_restored_repository(rs->cfg) : NULL;
+	const char *repo = !cloud ? rs->cfg->restic_repository : restored ? restored : rs->cfg->restore_dir;
 	cleanup_free char *err = NULL;
 	if (sb_restic_open(&rs->restic, rs->cfg, repo, &err) < 0) {
 		fail(rs, "cannot open repository '%s': %s", repo, err);
