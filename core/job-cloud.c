@@ -472,14 +472,15 @@ static int restore_steps(struct cloud_run *run, const char *target, struct sb_rc
 		for (size_t j = 0; j < list.n; j++)
 			if (strcmp(list.v[j].stack ? list.v[j].stack : "(untagged)", stacks[i].stack) == 0)
 				newest = &list.v[j];
-		sb_info("restore: stack '%s': %llu snapshots, the newest %s from %s", stacks[i].stack,
-			(unsigned long long)stacks[i].snapshots, newest->short_id, newest->time);
+		sb_info("restore: stack '%s': %llu snapshot%s, the newest %s from %s", stacks[i].stack,
+			(unsigned long long)stacks[i].snapshots, stacks[i].snapshots == 1 ? "" : "s",
+			newest->short_id, newest->time);
 		free(stacks[i].stack);
 	}
 	free(stacks);
-	sb_job_set_summary(job, "restored '%s' to '%s' (%s), restic check passed: %zu snapshots of %zu stacks%s%s%s",
-			   run->remote, target, bytes, list.n, n, n ? " (" : "",
-			   words.data ? words.data : "", n ? ")" : "");
+	sb_job_set_summary(job, "restored '%s' to '%s' (%s), restic check passed: %zu snapshot%s of %zu stack%s%s%s%s",
+			   run->remote, target, bytes, list.n, list.n == 1 ? "" : "s", n, n == 1 ? "" : "s",
+			   n ? " (" : "", words.data ? words.data : "", n ? ")" : "");
 	sb_buf_free(&words);
 	sb_snapshot_list_free(&list);
 	rc = 0;
