@@ -64,7 +64,9 @@ page1=$(MANWIDTH=200 man -l "$D$mandir/man1/stackback.1" 2>/dev/null)
 commands=$("$SB" --help | sed -n '/^commands:/,/^$/p' | awk 'NR > 1 && NF { print $1 }')
 [ -n "$commands" ] || fail "no commands in stackback --help"
 for c in $commands; do
-	grep -qE "^\.BR? $c( |$)" "$SB_SRC/docs/stackback.1" || fail "stackback(1) has no entry for '$c'"
+	# roff writes a hyphen in a name as \-
+	re=${c//-/\\\\?-}
+	grep -qE "^\.BR? $re( |$)" "$SB_SRC/docs/stackback.1" || fail "stackback(1) has no entry for '$c'"
 	usage=$("$SB" "$c" --help | sed -n 1p)
 	for o in $(grep -oE -- '(^|[ [|])--?[a-zA-Z][a-z-]*' <<<"$usage" | tr -d ' [|'); do
 		assert_contains "$page1" "$o" "stackback(1) on '$c'"
