@@ -17,8 +17,8 @@
 # and, by MODE:
 #   unconfigured  nothing else
 #   unmounted     /etc/stackback/config.ini and restic.password (0600), the
-#                 repository initialized, web, db and scratch enabled,
-#                 nextcloud disabled
+#                 repository initialized, web, db and scratch enabled and
+#                 backed up once, nextcloud disabled
 #   mounted       the same, and stackbackfs mounted at /mnt/stackback
 #
 # The block runs in bash with errexit and pipefail, so every command must
@@ -143,7 +143,8 @@ unmounted | mounted)
 	install -m 0600 "$W/config.ini" /etc/stackback/config.ini
 	(umask 077 && echo "docs-sandbox-password" >/etc/stackback/restic.password)
 	{
-		stackback init && stackback discover && stackback enable web db scratch
+		stackback init && stackback discover && stackback enable web db scratch &&
+			stackback backup
 	} >"$W/setup.log" 2>&1 || die "setting up the configured machine failed: $(cat "$W/setup.log")"
 	if [ "$mode" = mounted ]; then
 		stackback mount >>"$W/setup.log" 2>&1 || die "stackback mount failed: $(cat "$W/setup.log")"

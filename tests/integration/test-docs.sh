@@ -108,6 +108,14 @@ check_demo() {
 	done < <(blocks body "$1" "$2" | sed 's/[[:space:]]*#.*//' | grep .)
 }
 
+# check_text FILE LINE: output shows no command (a command belongs in a
+# block that runs): no "$ " prompt, no line starting with a program of ours.
+check_text() {
+	local rel=${1#"$SB_SRC"/} cmd
+	cmd=$(blocks body "$1" "$2" | grep -m1 -E '^(\$ |stackback(fs|-tui)? )' || true)
+	[ -z "$cmd" ] || failed "$rel:$2: a \`\`\`text block shows a command ('$cmd'): put commands in an \`\`\`sh block, so they run, and their output in \`\`\`text"
+}
+
 # The units as `meson install` puts them, in a namespace of their own.
 verify_units() {
 	local rel=${1#"$SB_SRC"/} units=() u
@@ -165,7 +173,8 @@ for doc in "${docs[@]}"; do
 		sh:demo) check_demo "$file" "$line" ;;
 		sh:ci) check_ci "$file" "$line" ;;
 		sh-systemd:) verify_units "$file" "$line" ;;
-		text: | ini: | json: | python: | c: | yaml:) ;;
+		text:) check_text "$file" "$line" ;;
+		ini: | json: | python: | c: | yaml:) ;;
 		:*) failed "$rel:$line: a code block without an info string: mark it \`\`\`sh (a command this test runs) or \`\`\`text (output); see docs/CONTRIBUTING-docs.md" ;;
 		*) failed "$rel:$line: unknown info string '$info' (see docs/CONTRIBUTING-docs.md)" ;;
 		esac
