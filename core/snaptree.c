@@ -951,15 +951,17 @@ static void on_ls_line(void *userdata, enum sb_stream stream, const char *line, 
 		sb_snaptree_builder_feed_long(c->b, line, len);
 }
 
-static int run_ls(const struct sb_restic *r, const char *snapshot, bool json, struct ls_ctx *c,
-		  char **err)
+/* `restic ls --json|-l [--tag TAG] -- SNAPSHOT`, fed line by line to c. */
+static int run_ls(const struct sb_restic *r, const char *snapshot, const char *tag, bool json,
+		  struct ls_ctx *c, char **err)
 {
 	struct snap_restic_cmd cmd;
 	snap_restic_cmd_init(&cmd, r, "ls");
-	if (json)
-		sb_strv_push(&cmd.argv, "--json");
-	else
-		sb_strv_push(&cmd.argv, "-l");
+	sb_strv_push(&cmd.argv, json ? "--json" : "-l");
+	if (tag) {
+		sb_strv_push(&cmd.argv, "--tag");
+		sb_strv_push(&cmd.argv, tag);
+	}
 	sb_strv_push(&cmd.argv, "--");
 	sb_strv_push(&cmd.argv, snapshot);
 	struct sb_run_opts o = {0};
@@ -985,30 +987,57 @@ static int run_ls(const struct sb_restic *r, const char *snapshot, bool json, st
 	return 0;
 }
 
-struct sb_snaptree *sb_snaptree_load_restic(const struct sb_restic *r, const char *snapshot,
-					     const char *root_path, char **err)
+static struct sb_snaptree *load(const struct sb_restic *r, const char *snapshot, const char *tag,
+				const char *root_path, char **id, char **err)
 {
 	struct sb_snaptree_builder *b = sb_snaptree_builder_new(root_path);
 	struct ls_ctx c = {.b = b};
 	struct sb_snaptree *t = NULL;
-	if (run_ls(r, snapshot, true, &c, err) < 0)
+	if (run_ls(r, snapshot, tag, true, &c, err) < 0)
 		goto out;
-	/* restic 0.14's JSON has no link targets: one text pass supplies them. */
-	if (sb_snaptree_builder_wants_links(b) && run_ls(r, snapshot, false, &c, err) < 0)
+	const char *seen = sb_snaptree_builder_snapshot_id(b);
+	if (tag && !seen) {
+		*err = xasprintf("listing the latest snapshot tagged '%s' failed: restic named no snapshot", tag);
+		goto out;
+	}
+	/*
+	 * restic 0.14's JSON has no link targets: one text pass supplies them,
+	 * of the very snapshot the JSON pass listed (a backup may have made
+	 * another one the latest in between).
+	 */
+	if (sb_snaptree_builder_wants_links(b) && run_ls(r, seen ? seen : snapshot, NULL, false, &c, err) < 0)
 		goto out;
 	if (b->skipped)
 		sb_warn("snapshot %.8s: %zu entries of a type restic 0.14 does not know are not shown",
-			snapshot, b->skipped);
+			seen ? seen : snapshot, b->skipped);
+	if (id)
+		*id = xstrdup(seen);
 	char *ferr = NULL;
 	t = sb_snaptree_builder_finish(b, &ferr);
 	if (!t) {
-		*err = xasprintf("listing snapshot %.8s failed: %s", snapshot, ferr);
+		*err = xasprintf("listing snapshot %.8s failed: %s", seen ? seen : snapshot, ferr);
 		free(ferr);
+		if (id) {
+			free(*id);
+			*id = NULL;
+		}
 	}
 out:
 	free(c.err);
 	sb_snaptree_builder_free(b);
 	return t;
+}
+
+struct sb_snaptree *sb_snaptree_load_restic(const struct sb_restic *r, const char *snapshot,
+					     const char *root_path, char **err)
+{
+	return load(r, snapshot, NULL, root_path, NULL, err);
+}
+
+struct sb_snaptree *sb_snaptree_load_restic_latest(const struct sb_restic *r, const char *tag, char **id,
+						    char **err)
+{
+	return load(r, "latest", tag, NULL, id, err);
 }
 
 /* ---- the on-disk form ---- */

@@ -66,6 +66,15 @@ struct tree_entry {
 	char *error;                  /* FAILED */
 	double failed_at;
 	bool prefetch;                /* queued by prefetching, not by a request */
+	/*
+	 * A guess made before the first list arrived: the newest snapshot of
+	 * this stack, listed with `restic ls latest --tag STACK` while
+	 * `restic snapshots` runs. id is empty until the list or the load
+	 * names it; then it is an ordinary entry again (guessing false). The
+	 * stack stays recorded so that a view guesses once per stack.
+	 */
+	char *spec_stack;
+	bool guessing;
 	struct tree_entry *next;      /* queue link */
 };
 
@@ -467,6 +476,56 @@ static void prefetch_latest(struct sb_snapview *v, const struct snaplist *sl)
 	}
 }
 
+static const struct sb_snapshot *latest_of(const struct snaplist *sl, const char *stack)
+{
+	for (size_t i = sl->l.n; i-- > 0;)
+		if (sl->l.v[i].stack && strcmp(sl->l.v[i].stack, stack) == 0)
+			return &sl->l.v[i];
+	return NULL;
+}
+
+/* Makes t an ordinary entry for s, the snapshot the list says is its stack's newest. */
+static void spec_settle(struct tree_entry *t, const struct sb_snapshot *s)
+{
+	t->guessing = false;
+	free(t->root);
+	t->root = snapshot_root(s);
+}
+
+/* The first list arrived (mu held): guesses still waiting become ordinary loads, running ones learn their id. */
+static void spec_merge(struct sb_snapview *v, const struct snaplist *sl)
+{
+	for (size_t i = 0; i < v->n_trees; i++) {
+		struct tree_entry *t = v->trees[i];
+		if (!t->guessing || t->id[0])
+			continue;
+		const struct sb_snapshot *s = latest_of(sl, t->spec_stack);
+		if (!s || tree_find(v, s->id))
+			continue;
+		snprintf(t->id, sizeof(t->id), "%s", s->id);
+		if (t->state == TREE_QUEUED)
+			spec_settle(t, s);
+	}
+}
+
+/* Before the first list (mu held): start listing stack's newest snapshot at once, in parallel. */
+static void speculate_locked(struct sb_snapview *v, const char *stack)
+{
+	for (size_t i = 0; i < v->n_trees; i++)
+		if (v->trees[i]->spec_stack && strcmp(v->trees[i]->spec_stack, stack) == 0)
+			return;
+	struct tree_entry *t = xcalloc(1, sizeof(*t));
+	t->spec_stack = xstrdup(stack);
+	t->guessing = true;
+	t->label = xasprintf("%s%s@latest", strcmp(v->label, "local") == 0 ? "" : "cloud:", stack);
+	if (v->n_trees == v->cap_trees) {
+		v->cap_trees = v->cap_trees ? v->cap_trees * 2 : 16;
+		v->trees = xrealloc(v->trees, v->cap_trees * sizeof(*v->trees));
+	}
+	v->trees[v->n_trees++] = t;
+	tree_enqueue(v, t, false);
+}
+
 /* ---- the workers ---- */
 
 static void do_list_load(struct sb_snapview *v, uint64_t req)
@@ -494,6 +553,7 @@ static void do_list_load(struct sb_snapview *v, uint64_t req)
 		v->list_mtime = mtime;
 		free(v->list_error);
 		v->list_error = NULL;
+		spec_merge(v, sl);
 		if (v->prefetch)
 			prefetch_latest(v, sl);
 	} else {
@@ -516,10 +576,53 @@ static void do_list_load(struct sb_snapview *v, uint64_t req)
 	pthread_mutex_unlock(&v->mu);
 }
 
+/* The guessed load ended (mu held): keep its tree if the guess was right, else load the real one. */
+static void spec_done(struct sb_snapview *v, struct tree_entry *t, struct sb_snaptree *tree, const char *id,
+		      char *err)
+{
+	bool match = tree && (!t->id[0] || strcmp(t->id, id) == 0) && !(!t->id[0] && tree_find(v, id));
+	t->guessing = false;
+	if (match) {
+		snprintf(t->id, sizeof(t->id), "%s", id);
+		t->state = TREE_READY;
+		t->tree = tree;
+		t->bytes = sb_snaptree_memory(tree);
+		t->used = ++v->clock;
+		v->tree_bytes += t->bytes;
+		trees_evict(v, t);
+	} else {
+		sb_snaptree_unref(tree);
+		sb_debug("%s: the early listing was not used (%s)", t->label, err ? err : "another snapshot");
+		t->state = TREE_NONE;
+		/* The list named the snapshot meanwhile: someone waits for it, load it for real. */
+		if (t->id[0])
+			tree_enqueue(v, t, false);
+	}
+	free(err);
+}
+
 static void do_tree_load(struct sb_snapview *v, struct tree_entry *t)
 {
-	/* t stays allocated until the view is freed; its id, root and label never change. */
+	/* t stays allocated until the view is freed; only a guess's id changes (under mu). */
 	char *err = NULL;
+	if (t->guessing) {
+		char *id = NULL;
+		double t0 = sb_now_monotonic();
+		struct sb_snaptree *tree = sb_snaptree_load_restic_latest(&v->r, t->spec_stack, &id, &err);
+		if (tree) {
+			sb_info("snapshot %s: listed %u entries in %.1f s, while the snapshots were listed",
+				t->label, sb_snaptree_count(tree), sb_now_monotonic() - t0);
+			cleanup_free char *path = tree_file(v, id);
+			if (sb_mkdir_p(v->tree_dir, 0700) == 0 && sb_snaptree_save(tree, path) == 0)
+				prune_disk_trees(v, NULL, id);
+		}
+		pthread_mutex_lock(&v->mu);
+		spec_done(v, t, tree, id, err);
+		free(id);
+		pthread_cond_broadcast(&v->changed);
+		pthread_mutex_unlock(&v->mu);
+		return;
+	}
 	struct sb_snaptree *tree = load_tree(v, t->id, t->root, t->label, &err);
 	pthread_mutex_lock(&v->mu);
 	if (tree) {
@@ -597,6 +700,14 @@ static void request_list_locked(struct sb_snapview *v)
 	pthread_cond_signal(&v->work);
 }
 
+/* Without a list, ask restic for one, but not for every request while it keeps failing. mu held. */
+static void request_first_list_locked(struct sb_snapview *v)
+{
+	if (!v->list && v->list_req == v->list_done && !v->list_loading &&
+	    (!v->list_error || sb_now_monotonic() - v->list_failed_at >= RETRY_S))
+		request_list_locked(v);
+}
+
 /*
  * The current list (a reference), reloading it first if it is missing,
  * invalidated, or the repository's snapshots/ changed. A reload that does
@@ -614,10 +725,7 @@ static int get_list_locked(struct sb_snapview *v, double wait_s, struct snaplist
 		    v->list_req == v->list_done)
 			request_list_locked(v);
 	}
-	/* Without a list, ask restic again, but not for every request while it keeps failing. */
-	if (!v->list && v->list_req == v->list_done && !v->list_loading &&
-	    (!v->list_error || now - v->list_failed_at >= RETRY_S))
-		request_list_locked(v);
+	request_first_list_locked(v);
 	uint64_t want = v->list_req;
 	struct timespec deadline;
 	deadline_of(wait_s, &deadline);
@@ -680,6 +788,14 @@ int sb_snapview_resolve(struct sb_snapview *v, const char *stack, const char *re
 			struct sb_snapview_snap *out, char **err)
 {
 	pthread_mutex_lock(&v->mu);
+	/*
+	 * The first request for a stack's latest while `restic snapshots` still
+	 * runs: list the tree in parallel, it is what will be asked for next.
+	 */
+	request_first_list_locked(v);
+	if (!v->list && (v->list_loading || v->list_req > v->list_done) &&
+	    (!ref || !*ref || strcmp(ref, "latest") == 0) && stack && sb_stack_name_valid(stack))
+		speculate_locked(v, stack);
 	struct snaplist *sl;
 	int rc = get_list_locked(v, wait_s, &sl, err);
 	if (rc == 0) {
@@ -1216,6 +1332,7 @@ void sb_snapview_free(struct sb_snapview *v)
 		free(t->root);
 		free(t->label);
 		free(t->error);
+		free(t->spec_stack);
 		free(t);
 	}
 	free(v->trees);

@@ -145,6 +145,14 @@ const char *sb_snaptree_builder_snapshot_id(const struct sb_snaptree_builder *b)
 struct sb_snaptree *sb_snaptree_load_restic(const struct sb_restic *r, const char *snapshot,
 					     const char *root_path, char **err);
 
+/**
+ * The same for the newest snapshot tagged tag (`restic ls latest --tag
+ * TAG`), without knowing its id first; the root comes from the snapshot.
+ * *id gets the full id of the snapshot listed (caller frees).
+ */
+struct sb_snaptree *sb_snaptree_load_restic_latest(const struct sb_restic *r, const char *tag, char **id,
+						    char **err);
+
 /** Writes the tree to path atomically (0600). Returns 0 or -errno. */
 int sb_snaptree_save(const struct sb_snaptree *t, const char *path);
 /**

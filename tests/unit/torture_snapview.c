@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "stackback/config.h"
+#include "stackback/log.h"
 #include "stackback/runner.h"
 #include "stackback/snapcache.h"
 #include "stackback/snapview.h"
@@ -481,6 +482,51 @@ static void test_failures(void **state)
 	sb_snapview_free(v);
 }
 
+/* A fresh view (no disk caches) asked for latest lists the tree while it lists the snapshots. */
+static void test_latest_guessed_early(void **state)
+{
+	(void)state;
+	sb_log_ring_enable(200);
+	struct sb_config cfg = W.cfg;
+	cfg.state_dir = xasprintf("%s/state-guess", W.dir);
+	struct sb_snapview_opts o = {.cfg = &cfg, .label = "local"};
+	char *err = NULL;
+	struct sb_snapview *v = sb_snapview_new(&o, &err);
+	struct sb_snapview_snap s;
+	struct sb_snaptree *t;
+	assert_int_equal(sb_snapview_resolve(v, "web", "latest", WAIT, &s, &err), 0);
+	assert_int_equal(sb_snapview_tree(v, &s, WAIT, &t, &err), 0);
+	cleanup_free char *web = xasprintf("%s/web", W.src);
+	assert_string_equal(sb_snaptree_root_path(t), web);
+	sb_snaptree_unref(t);
+	sb_snapview_free(v);
+	cleanup_free char *log = sb_log_ring_dump();
+	assert_non_null(strstr(log, "web@latest: listed"));
+	cleanup_free char *file = xasprintf("%s/cache/trees/local/%s", cfg.state_dir, s.id);
+	assert_int_equal(access(file, R_OK), 0);
+	free(cfg.state_dir);
+
+	/*
+	 * A wrong guess: restic's latest tagged web is a snapshot of another
+	 * stack that also carries the tag; the view's latest of web is not it,
+	 * so the guess is dropped and the real tree loaded (or, when the list
+	 * comes before the guess started, the guess becomes the real load).
+	 */
+	cleanup_free char *db = xasprintf("%s/db", W.src);
+	run_ok((const char *const[]){"restic", "backup", "-q", "--tag", "stackback", "--tag", "db2", "--tag",
+				     "web", db, NULL});
+	cfg.state_dir = xasprintf("%s/state-guess2", W.dir);
+	v = sb_snapview_new(&o, &err);
+	struct sb_snapview_snap s2;
+	assert_int_equal(sb_snapview_resolve(v, "web", "latest", WAIT, &s2, &err), 0);
+	assert_string_equal(s2.id, s.id);
+	assert_int_equal(sb_snapview_tree(v, &s2, WAIT, &t, &err), 0);
+	assert_string_equal(sb_snaptree_root_path(t), web);
+	sb_snaptree_unref(t);
+	sb_snapview_free(v);
+	free(cfg.state_dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -490,6 +536,7 @@ int main(void)
 		cmocka_unit_test(test_contents),
 		cmocka_unit_test(test_get),
 		cmocka_unit_test(test_failures),
+		cmocka_unit_test(test_latest_guessed_early),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
