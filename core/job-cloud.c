@@ -202,6 +202,39 @@ static int open_repository(struct cloud_run *run, struct sb_restic *r, const cha
 }
 
 /*
+ * Reads the remote's restic config file (at most 64 KiB) through a temporary
+ * directory in STATE_DIR. Returns 1 with *out (caller frees), 0 if the
+ * remote has none, -1 after run_fail().
+ */
+static int fetch_remote_config(struct cloud_run *run, const char *verb, char **out, size_t *len)
+{
+	const struct sb_config *cfg = run->cfg;
+	cleanup_free char *tmp = xasprintf("%s/remote-config.XXXXXX", cfg->state_dir);
+	if (!mkdtemp(tmp)) {
+		run_fail(run, "%s '%s' failed: cannot create a temporary directory in '%s': %s", verb,
+			 run->remote, cfg->state_dir, strerror(errno));
+		return -1;
+	}
+	cleanup_free char *fetched = xasprintf("%s/config", tmp);
+	cleanup_free char *remote_config = xasprintf("%s/config", run->remote);
+	cleanup_free char *err = NULL;
+	int rc = sb_rclone_fetch(cfg, remote_config, fetched, &err);
+	if (rc < 0) {
+		run_fail(run, "%s '%s' failed: cannot read the remote's repository config: %s", verb,
+			 run->remote, err);
+	} else if (rc == 1) {
+		int rrc = sb_read_file(fetched, 1 << 16, out, len);
+		if (rrc < 0) {
+			run_fail(run, "%s '%s' failed: cannot read the remote's repository config: %s", verb,
+				 run->remote, strerror(-rrc));
+			rc = -1;
+		}
+	}
+	sb_rm_rf(tmp);
+	return rc;
+}
+
+/*
  * rclone sync makes the remote equal to the local repository, deleting
  * what the local one lacks. If the remote holds another repository (a
  * fresh `init` on a rebuilt server, a wrong RESTIC_REPOSITORY), that
@@ -212,41 +245,27 @@ static int open_repository(struct cloud_run *run, struct sb_restic *r, const cha
  */
 static int same_repository(struct cloud_run *run, const char *repo)
 {
-	const struct sb_config *cfg = run->cfg;
-	cleanup_free char *tmp = xasprintf("%s/remote-config.XXXXXX", cfg->state_dir);
-	if (!mkdtemp(tmp)) {
-		run_fail(run, "sync to '%s' failed: cannot create a temporary directory in '%s': %s",
-			 run->remote, cfg->state_dir, strerror(errno));
-		return -1;
-	}
-	cleanup_free char *fetched = xasprintf("%s/config", tmp);
-	cleanup_free char *remote_config = xasprintf("%s/config", run->remote);
-	cleanup_free char *local_config = xasprintf("%s/config", repo);
-	cleanup_free char *err = NULL;
 	cleanup_free char *theirs = NULL, *ours = NULL;
 	size_t theirs_len = 0, ours_len = 0;
-	int rc = sb_rclone_fetch(cfg, remote_config, fetched, &err);
-	if (rc < 0) {
-		run_fail(run, "sync to '%s' failed: cannot read the remote's repository config: %s",
-			 run->remote, err);
-	} else if (rc == 1) {
-		int r1 = sb_read_file(fetched, 1 << 16, &theirs, &theirs_len);
-		int r2 = sb_read_file(local_config, 1 << 16, &ours, &ours_len);
-		if (r1 < 0 || r2 < 0) {
-			run_fail(run, "sync to '%s' failed: cannot compare '%s' with the remote's: %s",
-				 run->remote, local_config, strerror(r1 < 0 ? -r1 : -r2));
-			rc = -1;
-		} else if (theirs_len != ours_len || memcmp(theirs, ours, ours_len) != 0) {
-			run_fail(run, "sync to '%s' refused: it holds a different restic repository than '%s' "
-				      "(their config files differ) and a sync would delete its snapshots; "
-				      "restore it first ('stackback restore'), point RCLONE_PATH elsewhere, "
-				      "or delete it ('rclone purge %s') if it is not wanted",
-				 run->remote, repo, run->remote);
-			rc = -1;
-		}
+	int rc = fetch_remote_config(run, "sync to", &theirs, &theirs_len);
+	if (rc <= 0)
+		return rc;
+	cleanup_free char *local_config = xasprintf("%s/config", repo);
+	int rrc = sb_read_file(local_config, 1 << 16, &ours, &ours_len);
+	if (rrc < 0) {
+		run_fail(run, "sync to '%s' failed: cannot read '%s': %s", run->remote, local_config,
+			 strerror(-rrc));
+		return -1;
 	}
-	sb_rm_rf(tmp);
-	return rc < 0 ? -1 : 0;
+	if (theirs_len != ours_len || memcmp(theirs, ours, ours_len) != 0) {
+		run_fail(run, "sync to '%s' refused: it holds a different restic repository than '%s' "
+			      "(their config files differ) and a sync would delete its snapshots; "
+			      "restore it first ('stackback restore'), point RCLONE_PATH elsewhere, "
+			      "or delete it ('rclone purge %s') if it is not wanted",
+			 run->remote, repo, run->remote);
+		return -1;
+	}
+	return 0;
 }
 
 static int sync_steps(struct cloud_run *run, struct sb_rclone_result *res)
@@ -405,6 +424,18 @@ static int restore_steps(struct cloud_run *run, const char *target, struct sb_rc
 	sb_job_set_phase(job, NULL, "connect", 0, 0);
 	if (sb_rclone_reachable(cfg, &err) < 0) {
 		run_fail(run, "restore from '%s' failed: %s", run->remote, err);
+		return -1;
+	}
+	/* Before anything is written: a wrong RCLONE_PATH is said as such, not as a failed check. */
+	cleanup_free char *config = NULL;
+	size_t config_len = 0;
+	int frc = fetch_remote_config(run, "restore from", &config, &config_len);
+	if (frc < 0)
+		return -1;
+	if (frc == 0) {
+		run_fail(run, "restore from '%s' failed: the remote holds no restic repository there "
+			      "(no 'config' file; check RCLONE_REMOTE and RCLONE_PATH)",
+			 run->remote);
 		return -1;
 	}
 	if (!job->req.dry_run) {

@@ -139,6 +139,15 @@ set -e
 assert_contains "$out" "is the local repository"
 assert_eq "$(sb_tree_sum "$T/repo")" "$repo_sum" "local repository after the refusals"
 
+note "a remote path without a repository: said so, nothing written"
+set +e
+out=$(RCLONE_PATH=backup/elsewhere "$SB" -c "$CFG" restore --to "$T/elsewhere" 2>&1)
+rc=$?
+set -e
+assert_eq "$rc" "1" "restore from an empty remote path ($out)"
+assert_contains "$out" "restore from 'sbremote:backup/elsewhere' failed: the remote holds no restic repository there"
+[ ! -e "$T/elsewhere" ] || fail "a restore from nowhere created its target"
+
 note "dry-run restore writes nothing"
 out=$("$SB" -c "$CFG" restore --to "$T/dry" --dry-run 2>&1) || fail "dry-run restore failed: $out"
 assert_contains "$out" "would download"
