@@ -335,7 +335,7 @@ int sb_cow_plan(enum sb_snapshot_mode mode, const char *dir, const char *name, c
 	if (rc < 0 || !plan->copy)
 		return rc;
 
-	if (btrfs) {
+	if (btrfs && mode != SB_SNAPSHOT_MODE_REFLINK) {
 		struct stat st;
 		if (fstat(dir_fd, &st) < 0)
 			return cannot(&p, "cannot stat '%s': %s", real, strerror(errno));

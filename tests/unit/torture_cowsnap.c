@@ -591,6 +591,16 @@ static void test_plan_btrfs_subvolume(void **state)
 	assert_int_equal(lstat(plan.copy, &st), -1);
 	/* The default staging directory goes with its last copy. */
 	assert_int_equal(lstat(staging, &st), -1);
+	sb_cow_plan_free(&plan);
+
+	/* SNAPSHOT_MODE=reflink asks for a reflink copy, subvolume or not. */
+	assert_int_equal(sb_cow_plan(SB_SNAPSHOT_MODE_REFLINK, stack, base(stack), NULL, &plan, &err), 0);
+	assert_int_equal(plan.kind, SB_COW_REFLINK);
+	assert_null(plan.why);
+	assert_int_equal(sb_cow_take(&plan, stack, NULL, &err), 0);
+	compare_trees(stack, plan.copy, true);
+	assert_int_equal(sb_cow_remove(plan.copy, &err), 0);
+	assert_int_equal(lstat(staging, &st), -1);
 	free(staging);
 	sb_cow_plan_free(&plan);
 	free(stack);
