@@ -695,6 +695,7 @@ struct sb_job *sb_client_job_from_report(const char *json, size_t len, char **er
 		r->started_at = get_num(o, "started_at");
 		r->duration_s = get_num(o, "duration_s");
 		r->downtime_s = get_num(o, "downtime_s");
+		r->backup_s = get_num(o, "backup_s");
 		r->bytes_added = get_u64(o, "bytes_added");
 		r->files_new = get_u64(o, "files_new");
 		r->files_changed = get_u64(o, "files_changed");

@@ -447,6 +447,8 @@ static void test_job_from_report_round_trip(void **state)
 		.restarted = true,
 		.duration_s = 3.5,
 		.downtime_s = 2.25,
+		.backup_s = 1.0,
+		.mode = xstrdup("btrfs"),
 		.bytes_added = 1048576,
 		.files_new = 3,
 	};
@@ -469,6 +471,7 @@ static void test_job_from_report_round_trip(void **state)
 	assert_int_equal(back->reports[0].bytes_added, 1048576);
 	cleanup_free char *got = sb_job_report_text(back);
 	assert_string_equal(got, want);
+	assert_non_null(strstr(got, "mode btrfs, downtime 2.2s, backup 1.0s"));
 	sb_job_free(back);
 	sb_job_free(job);
 }
