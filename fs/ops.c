@@ -265,6 +265,16 @@ static int sbfs_read(const char *path, char *buf, size_t size, off_t off, struct
 		}
 	}
 	h->read_once = true;
+	/*
+	 * A reply is read either from offset 0 (pread, or a seek back) or on
+	 * from where the write left the descriptor's offset, as a shell does:
+	 *   exec 3<>trigger/backup; echo 1 >&3; read -r reply <&3
+	 * The first read after the write tells which; later ones follow it.
+	 */
+	if (h->replied && h->reply_base < 0)
+		h->reply_base = off >= h->reply_end ? h->reply_end : 0;
+	if (h->replied && off >= h->reply_base)
+		off -= h->reply_base;
 	if (off < 0 || (size_t)off >= h->content.len)
 		return 0;
 	size_t n = h->content.len - (size_t)off;
@@ -296,8 +306,11 @@ static int sbfs_write(const char *path, const char *data, size_t size, off_t off
 	struct sb_buf reply = {0};
 	int rc;
 	/* Each write(2) is one whole command; what follows one on the same fd may be its newline. */
-	if (off > 0 && blank(data, size))
+	if (off > 0 && blank(data, size)) {
+		if (h->replied && h->reply_base < 0)
+			h->reply_end = off + (off_t)size;
 		return (int)size;
+	}
 	if (size > SB_TRIGGER_MAX) {
 		sb_warn("write to %s refused: %zu bytes is more than a control file takes (%d)", path,
 			size, SB_TRIGGER_MAX);
@@ -316,6 +329,8 @@ static int sbfs_write(const char *path, const char *data, size_t size, off_t off
 		sbfs_ctx_done(&c);
 	}
 	set_reply(h, &reply);
+	h->reply_end = off + (off_t)size;
+	h->reply_base = -1;
 	return rc < 0 ? rc : (int)size;
 }
 

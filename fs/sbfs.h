@@ -44,6 +44,8 @@ struct sbfs_handle {
 	const struct sbfs_node *node;
 	struct sb_buf content;
 	bool replied;                  /* content is a write's reply: never re-rendered */
+	off_t reply_end;               /* where the write that made the reply ended */
+	off_t reply_base;              /* the offset the reply is served from; -1 until read */
 	bool read_once;                /* a read happened: the next one at offset 0 re-renders */
 	struct fuse_pollhandle *ph;    /* sbfs.open_mu: armed poll, NULL if none */
 	struct sbfs_handle *next_poll; /* sbfs.open_mu: list of handles with ph set */
