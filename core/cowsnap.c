@@ -761,6 +761,12 @@ static void remove_empty_staging(const char *copy)
 		rmdir(dir);
 }
 
+void sb_cow_tidy(const struct sb_cow_plan *plan)
+{
+	if (plan->copy)
+		remove_empty_staging(plan->copy);
+}
+
 int sb_cow_remove(const char *path, char **err)
 {
 	struct stat st;

@@ -496,6 +496,8 @@ start:
 	}
 	if (snapped)
 		drop_snapshot(br, stack, &cow, r);
+	else
+		sb_cow_tidy(&cow);
 	sb_cow_plan_free(&cow);
 	if (!r->error)
 		r->result = SB_STACK_OK;

@@ -84,6 +84,12 @@ int sb_cow_take(const struct sb_cow_plan *plan, const char *dir, const atomic_bo
 int sb_cow_remove(const char *path, char **err);
 
 /**
+ * Tidies after a plan that was never carried out (the stop failed, the
+ * job was cancelled): the default staging directory goes if empty.
+ */
+void sb_cow_tidy(const struct sb_cow_plan *plan);
+
+/**
  * The reflink copy of the tree src into dst, which must not exist (its
  * parent must, on the same filesystem). Exposed for tests.
  * Returns 0, or -1 with *err naming the file that could not be copied.

@@ -673,6 +673,29 @@ static void test_plan_auto_xfs(void **state)
 	free(stack);
 }
 
+static void test_plan_never_taken(void **state)
+{
+	char *stack = make_stack(fs_xfs, false);
+	char *staging = xasprintf("%s/%s", fs_xfs, SB_COW_STAGING_NAME);
+	struct sb_cow_plan plan;
+	char *err = NULL;
+	assert_int_equal(sb_cow_plan(SB_SNAPSHOT_MODE_REFLINK, stack, base(stack), NULL, &plan, &err), 0);
+	assert_int_equal(access(staging, F_OK), 0);
+	/* The stop failed: nothing was copied, and the staging directory goes. */
+	sb_cow_tidy(&plan);
+	assert_int_equal(access(staging, F_OK), -1);
+	sb_cow_plan_free(&plan);
+	/* A configured staging area is the user's: it stays. */
+	char *mine = fresh(fs_xfs, "mine");
+	assert_int_equal(sb_cow_plan(SB_SNAPSHOT_MODE_REFLINK, stack, base(stack), mine, &plan, &err), 0);
+	sb_cow_tidy(&plan);
+	assert_int_equal(access(mine, F_OK), 0);
+	sb_cow_plan_free(&plan);
+	free(mine);
+	free(staging);
+	free(stack);
+}
+
 static void test_plan_ext4(void **state)
 {
 	char *stack = make_stack(fs_ext4, false);
@@ -850,6 +873,7 @@ int main(void)
 		cmocka_unit_test(test_plan_btrfs_nested_subvolume),
 		cmocka_unit_test(test_plan_btrfs_elsewhere),
 		cmocka_unit_test(test_plan_auto_xfs),
+		cmocka_unit_test(test_plan_never_taken),
 		cmocka_unit_test(test_plan_ext4),
 		cmocka_unit_test(test_plan_staging_checked),
 		cmocka_unit_test(test_plan_mount_inside),
