@@ -418,12 +418,12 @@ struct restic_call {
 };
 
 /*
- * Runs restic with the repository and password in its environment only.
- * Returns 0, or -1 with *err explaining the failure; res is always
+ * Runs restic once with the repository and password in its environment
+ * only. Returns 0, or -1 with *err explaining the failure; res is always
  * filled (caller frees).
  */
-static int restic_run(const struct sb_restic *r, const struct restic_call *c, struct sb_run_result *res,
-		      char **err)
+static int restic_run_once(const struct sb_restic *r, const struct restic_call *c, struct sb_run_result *res,
+			   char **err)
 {
 	struct sb_strv argv = {0};
 	sb_strv_push(&argv, "restic");
@@ -485,6 +485,49 @@ static int restic_run(const struct sb_restic *r, const struct restic_call *c, st
 static double long_timeout(const struct sb_restic *r)
 {
 	return r->timeout_s > 0 ? (double)r->timeout_s : 0;
+}
+
+static bool lock_refused(const struct sb_run_result *res)
+{
+	return res->outcome == SB_RUN_EXITED && res->err &&
+	       (strstr(res->err, "repository is already locked") || strstr(res->err, "unable to create lock"));
+}
+
+/*
+ * restic_run_once, but a refusal because of a lock is answered once with
+ * `restic unlock` and a retry. A restic killed with SIGKILL (by a timeout,
+ * the OOM killer, or with stackback itself) leaves its lock file behind,
+ * and restic 0.14 lets no exclusive command (check, forget --prune) past
+ * even a dead process's lock. `unlock` without --remove-all removes only
+ * stale locks (a dead PID on this host, or older than 30 minutes), and the
+ * caller holds the job lock, so no other stackback job is using the
+ * repository: a live restic started by hand keeps its lock and the retry
+ * fails as before. Observe: `kill -9` a `restic backup`, then
+ * `stackback check` succeeds and logs the removal.
+ */
+static int restic_run(const struct sb_restic *r, const struct restic_call *c, struct sb_run_result *res,
+		      char **err)
+{
+	int rc = restic_run_once(r, c, res, err);
+	if (rc == 0 || !lock_refused(res) || (c->cancel && atomic_load(c->cancel)))
+		return rc;
+	static const char *const unlock_args[] = {"unlock", NULL};
+	struct restic_call u = {.args = unlock_args, .timeout_s = long_timeout(r), .cancel = c->cancel};
+	struct sb_run_result ures;
+	cleanup_free char *uerr = NULL;
+	int urc = restic_run_once(r, &u, &ures, &uerr);
+	sb_run_result_free(&ures);
+	if (urc < 0) {
+		sb_warn("restic unlock on '%s' failed: %s", r->repository, uerr);
+		return rc;
+	}
+	sb_warn("restic %s found '%s' locked: removed the stale locks of dead restic processes (restic unlock), "
+		"retrying once",
+		c->args[0], r->repository);
+	sb_run_result_free(res);
+	free(*err);
+	*err = NULL;
+	return restic_run_once(r, c, res, err);
 }
 
 /* A repository string restic treats as a local path ("/x", "local:/x", "rel/dir"). */

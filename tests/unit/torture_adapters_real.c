@@ -661,6 +661,70 @@ static void test_restic_cancel_leaves_no_lock(void **state)
 	free(big_dir);
 }
 
+static int count_locks(const char *repo)
+{
+	char *locks = xasprintf("%s/locks", repo);
+	DIR *d = opendir(locks);
+	assert_non_null(d);
+	struct dirent *de;
+	int n = 0;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	free(locks);
+	return n;
+}
+
+/*
+ * A restic killed with SIGKILL leaves its lock, and restic 0.14 lets no
+ * exclusive command past it: the adapter removes stale locks (restic
+ * unlock) and retries once; a live holder's lock stays and is reported.
+ */
+static void test_restic_stale_lock(void **state)
+{
+	(void)state;
+	struct sb_config cfg = restic_cfg();
+	char *repo = repo_path();
+	char *pwfile = write_file(tmpdir, "lock-password", password);
+	chmod(pwfile, 0600);
+	/* restic backup --stdin holds its lock while it waits on a FIFO nobody writes to. */
+	sh("mkfifo '%s/never' && (RESTIC_PASSWORD_FILE='%s' restic -r '%s' --no-cache backup --stdin "
+	   "0<>'%s/never' >/dev/null 2>&1 & echo $! > '%s/holder.pid') && "
+	   "for i in $(seq 200); do [ -n \"$(ls '%s/locks')\" ] && exit 0; sleep 0.05; done; exit 1",
+	   tmpdir, pwfile, repo, tmpdir, tmpdir, repo);
+	char *pidpath = xasprintf("%s/holder.pid", tmpdir);
+	char *pidtext = NULL;
+	size_t len;
+	assert_int_equal(sb_read_file(pidpath, 64, &pidtext, &len), 0);
+	pid_t holder = (pid_t)atoi(pidtext);
+	assert_true(holder > 0);
+	assert_int_equal(count_locks(repo), 1);
+
+	char *err = NULL;
+	struct sb_restic r;
+	assert_int_equal(sb_restic_open(&r, &cfg, repo, &err), 0);
+	/* Alive: its lock is kept and the failure says so. */
+	assert_int_equal(sb_restic_check(&r, false, &err), -1);
+	assert_non_null(strstr(err, "repository is locked"));
+	free(err);
+	err = NULL;
+	assert_int_equal(count_locks(repo), 1);
+
+	/* Killed: the lock is stale, removed, and the check passes. */
+	assert_int_equal(kill(holder, SIGKILL), 0);
+	sh("while kill -0 %d 2>/dev/null; do sleep 0.05; done", (int)holder);
+	assert_int_equal(count_locks(repo), 1);
+	if (sb_restic_check(&r, false, &err) < 0)
+		fail_msg("check after a killed restic: %s", err);
+	assert_int_equal(count_locks(repo), 0);
+	sb_restic_close(&r);
+	free(pidtext);
+	free(pidpath);
+	free(pwfile);
+	free(repo);
+}
+
 /* ---- rclone ---- */
 
 static char *rclone_conf;
@@ -932,6 +996,7 @@ int main(void)
 		cmocka_unit_test(test_restic_repository),
 		cmocka_unit_test(test_restic_failures),
 		cmocka_unit_test(test_restic_cancel_leaves_no_lock),
+		cmocka_unit_test(test_restic_stale_lock),
 		cmocka_unit_test(test_rclone_sync_and_check),
 		cmocka_unit_test(test_rclone_size_only_check),
 		cmocka_unit_test(test_rclone_failures),
