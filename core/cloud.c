@@ -17,8 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "stackback/state.h"
 #include "stackback/util.h"
+
+/* Durations and ETAs beyond this (~31 years) come from a corrupt file. */
+#define MAX_SECONDS 1e9
 
 static const char *const status_names[] = {
 	[SB_CLOUD_IDLE] = "idle",
@@ -94,6 +96,19 @@ static double get_double(struct json_object *o, const char *key)
 	return json_object_get_double(v);
 }
 
+/* A number the renderers can print: NaN and negatives give dflt, huge values are capped. */
+static double get_bounded(struct json_object *o, const char *key, double dflt, double max)
+{
+	struct json_object *v;
+	if (!o || !json_object_object_get_ex(o, key, &v) ||
+	    (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)))
+		return dflt;
+	double d = json_object_get_double(v);
+	if (!(d >= 0))
+		return dflt;
+	return d > max ? max : d;
+}
+
 static uint64_t get_u64(struct json_object *o, const char *key)
 {
 	struct json_object *v;
@@ -108,6 +123,33 @@ static bool get_bool(struct json_object *o, const char *key)
 	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean))
 		return false;
 	return json_object_get_boolean(v);
+}
+
+/* The whole of text as one JSON object, or NULL. */
+static struct json_object *parse_object(const char *text, size_t len)
+{
+	if (len == 0 || len > INT_MAX)
+		return NULL;
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o = json_tokener_parse_ex(tok, text, (int)len);
+	bool whole = o && json_tokener_get_error(tok) == json_tokener_success &&
+		     json_tokener_get_parse_end(tok) == len;
+	json_tokener_free(tok);
+	if (!whole || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* A time from the file as time_t: NaN, negative and absurd values are clamped, never cast blindly. */
+static time_t to_time(double t)
+{
+	if (!(t >= 0))
+		return 0;
+	if (t > 253402300799.0) /* 9999-12-31T23:59:59Z */
+		return (time_t)253402300799;
+	return (time_t)t;
 }
 
 char *sb_cloud_repo_stamp(const char *repository)
@@ -144,13 +186,13 @@ static void read_progress(struct json_object *p, struct sb_cloud_progress *out)
 {
 	const char *phase = get_str(p, "phase");
 	snprintf(out->phase, sizeof(out->phase), "%s", phase ? phase : "");
-	out->percent = get_double(p, "percent");
+	out->percent = get_bounded(p, "percent", 0, 100);
 	out->bytes_done = get_u64(p, "bytes_done");
 	out->bytes_total = get_u64(p, "bytes_total");
 	out->files_done = get_u64(p, "files_done");
 	out->files_total = get_u64(p, "files_total");
-	out->eta_s = get_double(p, "eta_s");
-	out->speed = get_double(p, "speed");
+	out->eta_s = get_bounded(p, "eta_s", -1, MAX_SECONDS);
+	out->speed = get_bounded(p, "speed", 0, 1e18);
 }
 
 static void read_restore(struct json_object *r, struct sb_cloud_state *st)
@@ -160,7 +202,7 @@ static void read_restore(struct json_object *r, struct sb_cloud_state *st)
 	const char *result = get_str(r, "result");
 	st->last_restore.ok = result && strcmp(result, "ok") == 0;
 	st->last_restore.target = xstrdup(get_str(r, "target"));
-	st->last_restore.duration_s = get_double(r, "duration");
+	st->last_restore.duration_s = get_bounded(r, "duration", 0, MAX_SECONDS);
 	st->last_restore.bytes = get_u64(r, "bytes");
 	st->last_restore.error = xstrdup(get_str(r, "error"));
 	struct json_object *snaps = get_obj(r, "snapshots");
@@ -180,16 +222,23 @@ static void read_restore(struct json_object *r, struct sb_cloud_state *st)
 
 void sb_cloud_state_read(const struct sb_config *cfg, struct sb_cloud_state *st)
 {
+	cleanup_free char *path = xasprintf("%s/cloud.json", cfg->state_dir);
+	cleanup_free char *text = NULL;
+	size_t len = 0;
+	if (sb_read_file(path, 16 << 20, &text, &len) < 0)
+		len = 0;
+	sb_cloud_state_parse(cfg, text ? text : "", len, st);
+}
+
+int sb_cloud_state_parse(const struct sb_config *cfg, const char *text, size_t len,
+			 struct sb_cloud_state *st)
+{
 	*st = (struct sb_cloud_state){.status = SB_CLOUD_IDLE};
 	st->remote = configured_remote(cfg);
 	st->progress.eta_s = -1;
-	struct json_object *root = sb_state_read_json(cfg, "cloud.json");
+	struct json_object *root = parse_object(text, len);
 	if (!root)
-		return;
-	if (!json_object_is_type(root, json_type_object)) {
-		json_object_put(root);
-		return;
-	}
+		return -1;
 	const char *status = get_str(root, "status");
 	if (!status || sb_cloud_status_parse(status, &st->status) < 0)
 		st->status = SB_CLOUD_IDLE;
@@ -204,7 +253,7 @@ void sb_cloud_state_read(const struct sb_config *cfg, struct sb_cloud_state *st)
 		st->last_sync.ok = result && strcmp(result, "ok") == 0;
 		st->last_sync.bytes = get_u64(sync, "bytes");
 		st->last_sync.files = get_u64(sync, "files");
-		st->last_sync.duration_s = get_double(sync, "duration");
+		st->last_sync.duration_s = get_bounded(sync, "duration", 0, MAX_SECONDS);
 		st->last_sync.error = xstrdup(get_str(sync, "error"));
 		st->last_sync.remote = xstrdup(get_str(sync, "remote"));
 	}
@@ -240,8 +289,8 @@ void sb_cloud_state_read(const struct sb_config *cfg, struct sb_cloud_state *st)
 	}
 
 	/* A job killed mid-way cannot say so itself: its pid tells. */
-	pid_t pid = (pid_t)get_u64(root, "pid");
-	if (busy && pid > 0 && kill(pid, 0) < 0 && errno == ESRCH) {
+	uint64_t pid = get_u64(root, "pid");
+	if (busy && pid > 0 && pid <= INT_MAX && kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
 		free(st->reason);
 		st->reason = xasprintf("%s interrupted: the process running it (pid %d) ended",
 				       st->status == SB_CLOUD_SYNCING ? "sync" : "restore", (int)pid);
@@ -251,6 +300,7 @@ void sb_cloud_state_read(const struct sb_config *cfg, struct sb_cloud_state *st)
 		st->step = NULL;
 	}
 	json_object_put(root);
+	return 0;
 }
 
 void sb_cloud_state_free(struct sb_cloud_state *st)
@@ -290,8 +340,11 @@ char *sb_cloud_render_status(const struct sb_cloud_state *st)
 	case SB_CLOUD_RESTORING:
 		if (st->step)
 			sb_buf_printf(&b, ": %s", st->step);
-		if (st->transferring)
+		if (st->transferring) {
+			if (!st->step)
+				sb_buf_puts(&b, ": transferring");
 			append_progress_words(&b, &st->progress);
+		}
 		break;
 	case SB_CLOUD_FAILED:
 		sb_buf_printf(&b, ": %s", st->reason ? st->reason : "no reason recorded");
@@ -312,7 +365,7 @@ char *sb_cloud_render_remote(const struct sb_cloud_state *st)
 static void put_time(struct sb_buf *b, const char *key, double t)
 {
 	char stamp[32];
-	sb_format_time_utc((time_t)t, stamp, sizeof(stamp));
+	sb_format_time_utc(to_time(t), stamp, sizeof(stamp));
 	sb_buf_printf(b, "%s: %s\n", key, stamp);
 }
 
@@ -338,7 +391,7 @@ char *sb_cloud_render_in_sync(const struct sb_cloud_state *st)
 	struct sb_buf b = {0};
 	char when[32] = "";
 	if (st->in_sync.time > 0)
-		sb_format_time_utc((time_t)st->in_sync.time, when, sizeof(when));
+		sb_format_time_utc(to_time(st->in_sync.time), when, sizeof(when));
 	const char *by = st->in_sync.by_hash ? "hash" : "size";
 	switch (st->in_sync.state) {
 	case SB_IN_SYNC_VERIFIED:

@@ -111,6 +111,14 @@ struct sb_cloud_state {
  * fields are ignored. Free with sb_cloud_state_free().
  */
 void sb_cloud_state_read(const struct sb_config *cfg, struct sb_cloud_state *st);
+/**
+ * The same from cloud.json's text (exposed for tests and the fuzzer):
+ * returns 0, or -1 when text is not one JSON object (st is then idle).
+ * cfg gives the configured remote and the repository whose stamp is
+ * compared. Free st with sb_cloud_state_free() either way.
+ */
+int sb_cloud_state_parse(const struct sb_config *cfg, const char *text, size_t len,
+			 struct sb_cloud_state *st);
 void sb_cloud_state_free(struct sb_cloud_state *st);
 
 /**
