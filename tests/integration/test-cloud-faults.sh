@@ -157,7 +157,9 @@ note "a failing restic check stops the sync before anything is uploaded"
 remote_sum=$(sb_tree_sum "$DAV_DIR/backup/repo")
 echo "more" >"$T/src/db/more.txt"
 (cd "$T/src/db" && sb_restic "$T/repo" backup --tag stackback --tag db --host sbtest . >/dev/null)
-victim=$(find "$T/repo/data" -type f | head -1)
+# The largest pack holds file data: check finds it missing at once (a
+# missing tree pack makes restic retry its reads for ~45 s first).
+victim=$(find "$T/repo/data" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
 mv "$victim" "$T/victim"
 set +e
 out=$("$SB" -c "$CFG" sync 2>&1)
