@@ -217,13 +217,16 @@ static void mark_fds_cloexec(void)
 }
 
 /*
- * opts->bind_src over opts->bind_dst in a new mount namespace. Mounts
- * are made private first: where / is shared (systemd), a bind mount
- * would otherwise propagate back into the parent's namespace.
+ * opts->bind_src over opts->bind_dst in a new mount namespace. Its
+ * mounts become slaves first: where / is shared (systemd), the bind
+ * mount would otherwise propagate back into the parent's namespace,
+ * while an unmount there (a stopped container's overlay, the control
+ * filesystem) still reaches the child's copy instead of being pinned
+ * by it.
  */
 static int private_bind(const char *src, const char *dst)
 {
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
 		return -1;
 	return mount(src, dst, NULL, MS_BIND, NULL);
 }
