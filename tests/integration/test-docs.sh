@@ -62,6 +62,12 @@ mkdir "$src"
 	done
 )
 
+note "the configured machine the blocks start from"
+export DOCS_CONFIGURED="$T/configured.tar"
+unshare -m --propagation private bash "$SB_SRC/tests/integration/docs-sandbox.sh" \
+	prepare "$DOCS_CONFIGURED" "$T/sandbox" "$src" >"$T/out" 2>&1 ||
+	fail "the docs sandbox could not be prepared: $(cat "$T/out")"
+
 failures=()
 failed() {
 	failures+=("$1")
@@ -77,11 +83,13 @@ run_block() {
 	blocks body "$file" "$line" >"$body"
 	note "$rel:$line (sh $mode)"
 	sed 's/^/    /' "$body"
+	local t0=$SECONDS
 	set +e
 	unshare -m --propagation private bash "$SB_SRC/tests/integration/docs-sandbox.sh" \
 		"$mode" "$body" "$T/sandbox" "$src" >"$T/out" 2>&1
 	local rc=$?
 	set -e
+	echo "    ($((SECONDS - t0)) s)"
 	if [ "$rc" != 0 ]; then
 		failed "$rel:$line: the block failed (exit $rc); its output ends with:
 $(tail -25 "$T/out")"
