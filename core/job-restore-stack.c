@@ -214,6 +214,8 @@ static void commit_fn(struct sb_stack_report *dst, void *userdata)
 int sb_job_run_restore_stack(const struct sb_config *cfg, struct sb_job *job)
 {
 	struct restore_stack rs = {.cfg = cfg, .job = job};
+	struct sb_stack new_stack;
+	cleanup_free char *new_path = NULL;
 	struct sb_selection sel = {0};
 	struct sb_diags diags = {0};
 	const char *name = job->req.stacks.v[0];
@@ -228,9 +230,16 @@ int sb_job_run_restore_stack(const struct sb_config *cfg, struct sb_job *job)
 		goto out;
 	}
 	rs.stack = sb_selection_find(&sel, name);
+	/*
+	 * Unknown here (a new machine after a disaster): the snapshot brings
+	 * the stack back as DOCKER_STACKS_DIR/NAME. The name passed the name
+	 * rule in the request parser, so the path stays inside the stacks.
+	 */
 	if (!rs.stack) {
-		fail(&rs, "no such stack in '%s' or the dirlist", cfg->stacks_dir);
-		goto out;
+		new_path = xasprintf("%s/%s", cfg->stacks_dir, name);
+		new_stack = (struct sb_stack){.name = (char *)name, .path = new_path, .origin = SB_STACK_MISSING};
+		rs.stack = &new_stack;
+		sb_info("stack '%s' is not known here: it will be restored as '%s'", name, new_path);
 	}
 	if (rs.stack->conflict) {
 		fail(&rs, "%s", rs.stack->conflict);

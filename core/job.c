@@ -192,8 +192,11 @@ int sb_job_request_parse(enum sb_job_kind kind, const char *payload, size_t len,
 		*err = xstrdup("restore-stack needs a stack name and a snapshot");
 		goto fail;
 	}
+	/* SPEC §7: "dry-run" alone is a go word too (a dry run of everything). */
+	if (r.dry_run && kind != SB_JOB_RESTORE_STACK)
+		saw_all = saw_all || r.stacks.n == 0;
 	if (!saw_all && r.stacks.n == 0 && kind != SB_JOB_RESTORE_STACK) {
-		/* "dry-run" or "force" alone: the job still needs its go word. */
+		/* "force" alone: the job still needs its go word. */
 		*err = xasprintf("%s trigger needs '1' (expected: %s)", kind_names[kind], trigger_help[kind]);
 		goto fail;
 	}
@@ -509,7 +512,7 @@ enum sb_job_state sb_job_execute(const struct sb_config *cfg, struct sb_job *job
 	notify(job);
 
 	cleanup_free char *words = sb_job_request_describe(&job->req);
-	sb_info("job %d: %s %s started", job->id, kind_names[job->req.kind], words);
+	sb_info("job %d: %s%s%s started", job->id, kind_names[job->req.kind], *words ? " " : "", words);
 	sb_notify_job_start(cfg, job);
 	int rc = runners[job->req.kind](cfg, job);
 

@@ -54,6 +54,16 @@ assert_eq "$(find "$T/stacks" | sort | sha256sum)" "$before" "a failed restore c
 err=$("$SB" -c "$CFG" restore-stack "$web" deadbeef 2>&1 || true)
 assert_contains "$err" "no snapshot 'deadbeef'"
 
+note "a new machine: a stack neither on disk nor in the dirlist comes back from its snapshot"
+docker-compose -f "$T/stacks/$web/docker-compose.yml" down -t 1 >/dev/null 2>&1
+mv "$T/stacks/$web" "$T/gone-$web"
+rm -rf "$T/stacks/.$web.before-restore-"*
+sed -i "/^$web=/d" "$T/state/dirlist"
+"$SB" -c "$CFG" restore-stack "$web" >/dev/null 2>&1 || fail "restore of an unknown stack failed"
+assert_eq "$(cat "$T/stacks/$web/data/hello.txt")" "hello from $web" "a stack brought back on a new machine"
+[ -f "$T/stacks/$web/docker-compose.yml" ] || fail "the compose file did not come back"
+"$SB" -c "$CFG" enable "$web" >/dev/null
+
 note "through the mount: echo latest > stacks/NAME/restore, and the CLI rides it"
 sb_stack_up "$web"
 mkdir -p "$T/mnt"

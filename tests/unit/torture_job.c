@@ -45,7 +45,7 @@ static void test_bad_payloads(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"", "\n", "banana!", "../etc", "1 web", "dry-run", ".hidden", "-rf",
+		"", "\n", "banana!", "../etc", "1 web", ".hidden", "-rf",
 		"stackback", "web/../x", "we b\x01",
 	};
 	for (size_t i = 0; i < SB_ARRAY_SIZE(bad); i++) {
@@ -80,6 +80,15 @@ static void test_other_kinds(void **state)
 	assert_int_equal(parse(SB_JOB_SYNC, "1 dry-run", &req, &err), 0);
 	assert_true(req.dry_run);
 	sb_job_request_free(&req);
+	assert_int_equal(parse(SB_JOB_SYNC, "dry-run", &req, &err), 0);
+	assert_true(req.dry_run);
+	sb_job_request_free(&req);
+	assert_int_equal(parse(SB_JOB_BACKUP, "dry-run", &req, &err), 0);
+	assert_true(req.dry_run);
+	assert_int_equal(req.stacks.n, 0);
+	sb_job_request_free(&req);
+	assert_int_equal(parse(SB_JOB_RESTORE, "force", &req, &err), -1);
+	free(err);
 	assert_int_equal(parse(SB_JOB_SYNC, "web", &req, &err), -1);
 	free(err);
 	assert_int_equal(parse(SB_JOB_RESTORE, "1 force", &req, &err), 0);
