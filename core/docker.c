@@ -277,8 +277,22 @@ int sb_docker_stop(const struct sb_config *cfg, const struct sb_compose *compose
 	}
 	cleanup_free char *t = xasprintf("%ld", cfg->docker_timeout);
 	const char *verb[] = {cfg->stop_mode == SB_STOP_MODE_DOWN ? "down" : "stop", "-t", t, NULL};
-	return compose_run(compose, stack, verb, (double)(cfg->docker_timeout + SB_COMPOSE_STOP_MARGIN_S),
-			   cancel, NULL, err);
+	double timeout = (double)(cfg->docker_timeout + SB_COMPOSE_STOP_MARGIN_S);
+	int rc = compose_run(compose, stack, verb, timeout, cancel, NULL, err);
+	if (rc < 0) {
+		/*
+		 * The engine goes on stopping what a cancelled or killed client
+		 * asked it to: a container in its grace period still shows as
+		 * running, so the caller's start would be a no-op and the stack
+		 * would go down a moment later, with the journal cleared. The
+		 * same verb again (never cancelled) returns once that stop is
+		 * over; with the engine unreachable it fails at once.
+		 */
+		cleanup_free char *again = NULL;
+		if (compose_run(compose, stack, verb, timeout, NULL, NULL, &again) < 0)
+			sb_debug("stack '%s': %s again failed: %s", stack->name, verb[0], again);
+	}
+	return rc;
 }
 
 int sb_docker_start(const struct sb_config *cfg, const struct sb_compose *compose,
