@@ -140,6 +140,14 @@ static struct gen *start(struct fixture *f, const char *key, uint64_t size, stru
 	return g;
 }
 
+/* Waits until no fetch runs: readers may be served before their fetch has finished. */
+static void settle(struct fixture *f)
+{
+	struct sb_snapcache_stats st;
+	for (sb_snapcache_stats(f->c, &st); st.fetching > 0; sb_snapcache_stats(f->c, &st))
+		sleep_ms(5);
+}
+
 static void check_range(struct sb_snapfile *h, uint64_t off, size_t len, size_t item)
 {
 	unsigned char *buf = xmalloc(len ? len : 1);
@@ -278,6 +286,7 @@ static void test_failure_is_eio(void **state)
 	assert_int_equal(sb_snapcache_open(f->c, "broken", 1 << 20, &h2), 0);
 	check_range(h2, 0, 1 << 20, 0);
 	sb_snapfile_close(h2);
+	settle(f);
 	/* No leftover partial file. */
 	cleanup_free char *part = xasprintf("%s/broken.part", f->dir);
 	assert_int_equal(access(part, F_OK), -1);
@@ -304,14 +313,6 @@ static bool cached(struct fixture *f, const char *key, uint64_t size)
 		return false;
 	sb_snapfile_close(h);
 	return true;
-}
-
-/* Waits until no fetch runs: readers may be served before their fetch has finished. */
-static void settle(struct fixture *f)
-{
-	struct sb_snapcache_stats st;
-	for (sb_snapcache_stats(f->c, &st); st.fetching > 0; sb_snapcache_stats(f->c, &st))
-		sleep_ms(5);
 }
 
 static void wait_done(struct fixture *f, const char *key, uint64_t size)
