@@ -763,6 +763,13 @@ static void *w_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	/* Snapshot files are read in big pieces: let the kernel read ahead. */
 	if (conn->max_readahead < (1u << 20))
 		conn->max_readahead = 1u << 20;
+	/*
+	 * With attribute timeouts of 0, "auto_inval_data" makes the kernel ask
+	 * for the attributes before every read, even of cached pages. Nothing
+	 * needs it: snapshot files never change (keep_cache), control files
+	 * bypass the page cache (direct_io) or never change (README).
+	 */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	return data;
 }
 
