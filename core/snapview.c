@@ -423,11 +423,13 @@ static void prune_disk_trees(struct sb_snapview *v, const struct snaplist *list,
 }
 
 /* Runs in a worker, without mu. Returns the tree or NULL with *err. */
+/* Runs in a worker, without mu. Returns the tree (*fresh: from restic, not yet on disk) or NULL with *err. */
 static struct sb_snaptree *load_tree(struct sb_snapview *v, const char *id, const char *root,
-				     const char *label, char **err)
+				     const char *label, bool *fresh, char **err)
 {
 	cleanup_free char *path = tree_file(v, id);
 	struct sb_snaptree *tree = NULL;
+	*fresh = false;
 	int rc = sb_snaptree_load_file(path, &tree);
 	if (rc == 0 && root && strcmp(sb_snaptree_root_path(tree), root) != 0) {
 		sb_snaptree_unref(tree);
@@ -448,14 +450,25 @@ static struct sb_snaptree *load_tree(struct sb_snapview *v, const char *id, cons
 		return NULL;
 	sb_info("snapshot %s: listed %u entries in %.1f s", label, sb_snaptree_count(tree),
 		sb_now_monotonic() - t0);
-	rc = sb_mkdir_p(v->tree_dir, 0700);
+	*fresh = true;
+	return tree;
+}
+
+/*
+ * Keeps a tree listed through restic on disk for the next start. Called
+ * after the tree was published: nobody waits for the fsync.
+ */
+static void save_tree(struct sb_snapview *v, const struct sb_snaptree *tree, const char *id,
+		      const char *label)
+{
+	cleanup_free char *path = tree_file(v, id);
+	int rc = sb_mkdir_p(v->tree_dir, 0700);
 	if (rc == 0)
 		rc = sb_snaptree_save(tree, path);
 	if (rc < 0)
 		sb_warn("snapshot %s: cannot write the tree cache '%s': %s", label, path, strerror(-rc));
 	else
 		prune_disk_trees(v, NULL, id);
-	return tree;
 }
 
 /* After a list load (mu held): queue the newest tree of each stack that is built nowhere yet. */
@@ -609,21 +622,24 @@ static void do_tree_load(struct sb_snapview *v, struct tree_entry *t)
 		char *id = NULL;
 		double t0 = sb_now_monotonic();
 		struct sb_snaptree *tree = sb_snaptree_load_restic_latest(&v->r, t->spec_stack, &id, &err);
-		if (tree) {
+		if (tree)
 			sb_info("snapshot %s: listed %u entries in %.1f s, while the snapshots were listed",
 				t->label, sb_snaptree_count(tree), sb_now_monotonic() - t0);
-			cleanup_free char *path = tree_file(v, id);
-			if (sb_mkdir_p(v->tree_dir, 0700) == 0 && sb_snaptree_save(tree, path) == 0)
-				prune_disk_trees(v, NULL, id);
-		}
+		struct sb_snaptree *keep = tree ? sb_snaptree_ref(tree) : NULL;
 		pthread_mutex_lock(&v->mu);
 		spec_done(v, t, tree, id, err);
-		free(id);
 		pthread_cond_broadcast(&v->changed);
 		pthread_mutex_unlock(&v->mu);
+		/* Right or wrong guess, it is a snapshot's tree: keep it for the next start. */
+		if (keep)
+			save_tree(v, keep, id, t->label);
+		sb_snaptree_unref(keep);
+		free(id);
 		return;
 	}
-	struct sb_snaptree *tree = load_tree(v, t->id, t->root, t->label, &err);
+	bool fresh;
+	struct sb_snaptree *tree = load_tree(v, t->id, t->root, t->label, &fresh, &err);
+	struct sb_snaptree *keep = tree && fresh ? sb_snaptree_ref(tree) : NULL;
 	pthread_mutex_lock(&v->mu);
 	if (tree) {
 		t->state = TREE_READY;
@@ -642,6 +658,9 @@ static void do_tree_load(struct sb_snapview *v, struct tree_entry *t)
 	}
 	pthread_cond_broadcast(&v->changed);
 	pthread_mutex_unlock(&v->mu);
+	if (keep)
+		save_tree(v, keep, t->id, t->label);
+	sb_snaptree_unref(keep);
 }
 
 static void *worker_main(void *arg)
