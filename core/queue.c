@@ -408,7 +408,8 @@ void sb_queue_job_ids(struct sb_queue *q, int **ids, size_t *n)
 	for (size_t i = 0; i < q->n_waiting; i++)
 		all[k++] = q->waiting[i]->id;
 	pthread_mutex_unlock(&q->mu);
-	memcpy(all + k, disk, n_disk * sizeof(*disk));
+	if (n_disk)
+		memcpy(all + k, disk, n_disk * sizeof(*disk));
 	k += n_disk;
 	free(disk);
 	qsort(all, k, sizeof(*all), cmp_int);
