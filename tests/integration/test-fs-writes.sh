@@ -31,7 +31,7 @@ assert_contains "$out" "Invalid argument"
 assert_eq "$(cat "$MNT/trigger/backup")" "error: no stack named 'banana' (see stacks/)"
 assert_contains "$(tail -3 "$MNT/log")" "trigger/backup refused: no stack named 'banana'"
 declare -A bad=(
-	[backup]="now|1 web|all banana|dry-run|1 all-the-things|$WEB force"
+	[backup]="now|1 web|all banana|1 all-the-things|$WEB force"
 	[sync]="all|$WEB|read-data|force|2"
 	[restore]="all|read-data|yes"
 	[check]="all|dry-run|$WEB"

@@ -283,7 +283,8 @@ static char *xattrs_of(const char *path, size_t *len)
 		sb_strv_push_owned(&items, item);
 	}
 	free(names);
-	qsort(items.v, items.n, sizeof(char *), name_cmp);
+	if (items.n)
+		qsort(items.v, items.n, sizeof(char *), name_cmp);
 	struct sb_buf b = {0};
 	sb_buf_puts(&b, "");
 	for (size_t i = 0; i < items.n; i++)
