@@ -343,6 +343,23 @@ static char *telling_line(const char *text)
 	return last;
 }
 
+/*
+ * The operating system's reason from restic's failed write of its lock
+ * file ("write REPO/locks/ID-tmp-N: permission denied"), or NULL.
+ */
+static char *lock_write_error(const char *text)
+{
+	const char *at = strstr(text, "/locks/");
+	if (!at)
+		return NULL;
+	const char *end = strchrnul(at, '\n');
+	const char *why = NULL;
+	for (const char *p = at; p + 1 < end; p++)
+		if (p[0] == ':' && p[1] == ' ')
+			why = p + 2;
+	return why && why < end ? sb_run_printable(why, (size_t)(end - why)) : NULL;
+}
+
 char *sb_restic_explain(int exit_code, const char *stderr_tail)
 {
 	const char *t = stderr_tail ? stderr_tail : "";
@@ -354,10 +371,14 @@ char *sb_restic_explain(int exit_code, const char *stderr_tail)
 		cleanup_free char *where = line_after(t, "Is there a repository at the following location?");
 		phrase = where ? xasprintf("repository does not exist at %s (run 'stackback init')", where)
 			       : xstrdup("repository does not exist (run 'stackback init')");
-	} else if (strstr(t, "repository is already locked") || strstr(t, "unable to create lock")) {
-		phrase = xstrdup("repository is locked by another process (run 'restic unlock' if no backup is running)");
 	} else if (strstr(t, "no space left on device")) {
+		/* Before the lock: with the disk full, restic's first failure is writing its lock file. */
 		phrase = xstrdup("disk full (no space left on device)");
+	} else if (strstr(t, "repository is already locked")) {
+		phrase = xstrdup("repository is locked by another process (run 'restic unlock' if no backup is running)");
+	} else if (strstr(t, "unable to create lock")) {
+		cleanup_free char *why = lock_write_error(t);
+		phrase = xasprintf("cannot write a lock file in the repository%s%s", why ? ": " : "", why ? why : "");
 	} else if (strstr(t, "config file already exists")) {
 		phrase = xstrdup("a repository already exists there");
 	} else if (exit_code == 3) {
@@ -489,8 +510,7 @@ static double long_timeout(const struct sb_restic *r)
 
 static bool lock_refused(const struct sb_run_result *res)
 {
-	return res->outcome == SB_RUN_EXITED && res->err &&
-	       (strstr(res->err, "repository is already locked") || strstr(res->err, "unable to create lock"));
+	return res->outcome == SB_RUN_EXITED && res->err && strstr(res->err, "repository is already locked");
 }
 
 /*

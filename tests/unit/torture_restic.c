@@ -338,6 +338,17 @@ static void test_explain(void **state)
 				 "write /repo/data/12/1234: no space left on device");
 	assert_string_equal(s, "restic exited 1: disk full (no space left on device)");
 	free(s);
+	/* With the disk full, restic's first failure is its lock file: the cause is the disk, not a lock. */
+	s = sb_restic_explain(1, "create exclusive lock for repository\n"
+				 "write /repo/locks/ab04f8bd-tmp-1021177056: no space left on device\n"
+				 "github.com/restic/restic/internal/backend/local.(*Local).Save\n"
+				 "unable to create lock in backend");
+	assert_string_equal(s, "restic exited 1: disk full (no space left on device)");
+	free(s);
+	s = sb_restic_explain(1, "open /repo/locks/ab04f8bd-tmp-1: permission denied\n"
+				 "unable to create lock in backend");
+	assert_string_equal(s, "restic exited 1: cannot write a lock file in the repository: permission denied");
+	free(s);
 
 	s = sb_restic_explain(1, "Fatal: create repository at /tmp/r failed: Fatal: config file already exists");
 	assert_string_equal(s, "restic exited 1: a repository already exists there");
