@@ -21,6 +21,10 @@ rounds=${3:-3}
 need restic docker-compose python3
 sb_busybox_image
 sb_write_config
+# Equal work: the bare loop neither verifies nor prunes.
+printf 'ENABLE_VERIFICATION=false\nAUTO_PRUNE=false\n' >>"$CFG.tmp"
+sed -i '/^\[local_backup\]/r '"$CFG.tmp" "$CFG"
+rm -f "$CFG.tmp"
 export RESTIC_PASSWORD_FILE="$T/password"
 
 names=()
