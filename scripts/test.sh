@@ -4,7 +4,11 @@
 # every suite, then reruns the suites under ASan+UBSan.
 #
 # Budgets on a 2-core machine: the main build and suites ~15 min, the
-# sanitizer rerun ~15 min. SB_TEST_SUITES limits the suites (e.g. "unit").
+# fault matrix (suite 'faults', normal build only) <= 15 min, the
+# sanitizer rerun ~15 min, the unit suite under valgrind ~5 min, fuzzing
+# <= 10 min (docs/reliability.md). SB_TEST_SUITES limits the suites (e.g.
+# "unit"); SB_FUZZ_SECONDS sets the fuzzing total (0 skips it), SB_VALGRIND=0
+# skips memcheck.
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -33,11 +37,30 @@ run_build build-test -Dwerror=true
 # shellcheck disable=SC2086
 meson test -C build-test --print-errorlogs --num-processes 2 $suite_args || status=1
 
-# ASan+UBSan: the same suites, with leak checking and aborting on any report.
+# ASan+UBSan: the same suites, with leak checking and aborting on any
+# report; the fault matrix asserts behaviour and has no time for a rerun.
 run_build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 # shellcheck disable=SC2086
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	meson test -C build-asan --print-errorlogs --num-processes 2 $suite_args || status=1
+	meson test -C build-asan --print-errorlogs --num-processes 2 --no-suite faults $suite_args || status=1
+logs="build-test/meson-logs/testlog.json build-asan/meson-logs/testlog.json"
 
-python3 "$top/scripts/test-summary.py" build-test/meson-logs/testlog.json build-asan/meson-logs/testlog.json
+# memcheck on the unit suite: any error or definite leak fails a test.
+if [ "${SB_VALGRIND:-1}" != 0 ]; then
+	meson test -C build-test --setup=valgrind --suite unit --print-errorlogs --num-processes 2 || status=1
+	logs="$logs build-test/meson-logs/testlog-valgrind.json"
+fi
+
+# Every libFuzzer harness for an equal share of 7 minutes (the clang build
+# takes the rest of the 10).
+fuzz_total=${SB_FUZZ_SECONDS:-420}
+if [ "$fuzz_total" != 0 ]; then
+	harnesses=$(grep -c "^  \['" tests/fuzz/meson.build)
+	per=$((fuzz_total / harnesses))
+	[ "$per" -ge 10 ] || per=10
+	scripts/fuzz.sh "$per" || status=1
+fi
+
+# shellcheck disable=SC2086
+python3 "$top/scripts/test-summary.py" $logs || status=1
 exit $status
