@@ -63,7 +63,7 @@ CAUSES = {
     "cli-term": r"cancel",
     "daemon-term": r"cancel",
     "docker-stop": r"[Dd]ocker|daemon|connect",
-    "fs-full": r"[Nn]o space|space left|disk full|ENOSPC",
+    "fs-full": r"[Nn]o space|space left|disk full|disk space|ENOSPC",
     "remote-kill": r"connect|refused|unreachable|EOF|reset|timed out|timeout",
     "restic-missing": r"restic.*(not found|No such file)",
 }
