@@ -137,6 +137,9 @@ static inline bool rr_key_is(const char *key, size_t len, const char *lit)
 	return len == n && __builtin_memcmp(key, lit, n) == 0;
 }
 
+/* A tree blob read and parsed without the tree cache (one reference), for walks over a whole snapshot. */
+int rr_read_tree(struct sb_resticrepo *r, const uint8_t *id, struct sb_restictree **out, char **err);
+
 /* RFC 3339 time ("2024-05-01T10:00:00.123456789+02:00") to UTC. Returns 0 or -1. */
 int rr_parse_time(const char *s, size_t len, struct timespec *out);
 

@@ -249,6 +249,7 @@ struct snapdoc {
 };
 
 struct sb_resticrepo {
+	atomic_uint refs;              /* the owner's and one per open file */
 	char *dir;
 	int version;
 	struct rr_crypto crypto;
@@ -536,6 +537,7 @@ int sb_resticrepo_open(const char *dir, const char *password, struct sb_resticre
 		return e == ENOENT ? -ENOENT : -EIO;
 	}
 	struct sb_resticrepo *r = xcalloc(1, sizeof(*r));
+	atomic_init(&r->refs, 1);
 	r->dir = xstrdup(dir);
 	pthread_mutex_init(&r->mu, NULL);
 	cache_init(&r->trees, TREE_CACHE_BYTES, &tree_ops);
@@ -591,7 +593,7 @@ int sb_resticrepo_open(const char *dir, const char *password, struct sb_resticre
 
 void sb_resticrepo_free(struct sb_resticrepo *r)
 {
-	if (!r)
+	if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
 		return;
 	cache_destroy(&r->trees);
 	cache_destroy(&r->blobs);
@@ -1031,6 +1033,16 @@ static int load_tree(void *ctx, const uint8_t *id, void **value, size_t *bytes, 
 	return 0;
 }
 
+int rr_read_tree(struct sb_resticrepo *r, const uint8_t *id, struct sb_restictree **out, char **err)
+{
+	void *v;
+	size_t bytes;
+	int rc = load_tree(r, id, &v, &bytes, err);
+	if (rc == 0)
+		*out = v;
+	return rc;
+}
+
 int sb_resticrepo_tree(struct sb_resticrepo *r, const uint8_t id[SB_RESTIC_ID_LEN], struct sb_restictree **out,
 		       char **err)
 {
@@ -1109,6 +1121,7 @@ int sb_resticfile_open(struct sb_resticrepo *r, const struct sb_restic_node *nod
 	if (rc < 0)
 		return rc;
 	struct sb_resticfile *f = xcalloc(1, sizeof(*f));
+	atomic_fetch_add(&r->refs, 1);
 	f->r = r;
 	f->g = g;
 	f->name = xstrdup(name);
@@ -1208,6 +1221,7 @@ void sb_resticfile_close(struct sb_resticfile *f)
 	if (!f)
 		return;
 	index_unref(f->g);
+	sb_resticrepo_free(f->r);
 	free(f->name);
 	free(f->pos);
 	free(f->start);

@@ -35,6 +35,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "stackback/snaptree.h"
+
 /** Bytes of a restic id (SHA-256). */
 #define SB_RESTIC_ID_LEN 32
 
@@ -188,7 +190,10 @@ struct sb_resticrepo;
  * (unknown version or key derivation) or -EIO, with *err.
  */
 int sb_resticrepo_open(const char *dir, const char *password, struct sb_resticrepo **out, char **err);
-/** Frees the repository. Trees and files of it must have been released. NULL is ignored. */
+/**
+ * Releases the repository; it is freed once the files opened on it are
+ * closed too (trees outlive it on their own). NULL is ignored.
+ */
 void sb_resticrepo_free(struct sb_resticrepo *r);
 
 /** The repository's format version (1 or 2). */
@@ -258,6 +263,23 @@ int sb_resticrepo_tree(struct sb_resticrepo *r, const uint8_t id[SB_RESTIC_ID_LE
  */
 int sb_resticrepo_lookup(struct sb_resticrepo *r, const uint8_t root[SB_RESTIC_ID_LEN], const char *path,
 			 struct sb_restictree **tree, const struct sb_restic_node **node, char **err);
+
+/**
+ * The browsable tree (snaptree.h) of the snapshot whose tree blob is
+ * tree, rooted at root_path (an absolute path of the snapshot; "/" for
+ * the whole snapshot, whose root then gets snap_time as its mtime): every
+ * node below it with its link target and link count. Nodes of a type
+ * the reader does not know are left out (*skipped counts them). Returns
+ * 0 with *out (one reference), or an error as above.
+ */
+int sb_resticrepo_snaptree(struct sb_resticrepo *r, const uint8_t tree[SB_RESTIC_ID_LEN], const char *root_path,
+			   int64_t snap_time, struct sb_snaptree **out, size_t *skipped, char **err);
+/**
+ * The directory a snapshot of these paths is browsed from, as the
+ * restic path does it: the one path itself, or the deepest directory
+ * common to several. NULL if none is absolute. Caller frees.
+ */
+char *sb_resticrepo_snapshot_root(const char *const *paths, size_t n);
 
 /* ---- file contents ---- */
 

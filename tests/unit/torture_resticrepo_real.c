@@ -26,10 +26,14 @@
 
 #include <cmocka.h>
 
+#include "stackback/config.h"
 #include "stackback/log.h"
 #include "stackback/restic.h"
 #include "stackback/resticrepo.h"
 #include "stackback/runner.h"
+#include "stackback/snapcache.h"
+#include "stackback/snaptree.h"
+#include "stackback/snapview.h"
 #include "stackback/util.h"
 
 #define PASSWORD "rr-secret-17"
@@ -175,7 +179,8 @@ static int group_setup(void **state)
 		r->path = xasprintf("%s/repo%d", W.dir, r->version);
 		cleanup_free char *v = xasprintf("%d", r->version);
 		free(restic(r->path, (const char *const[]){"init", "--repository-version", v, NULL}));
-		free(restic(r->path, (const char *const[]){"backup", "-q", "--tag", "stackback", W.src, NULL}));
+		free(restic(r->path, (const char *const[]){"backup", "-q", "--tag", "stackback", "--tag", "web", W.src,
+							  NULL}));
 		cleanup_free char *js = restic(r->path, (const char *const[]){"snapshots", "--json", NULL});
 		struct sb_snapshot_list l;
 		assert_int_equal(sb_restic_parse_snapshots(js, strlen(js), &l), 0);
@@ -760,6 +765,181 @@ static void test_damaged_key_and_config(void **state)
 	sb_rm_rf(copy);
 }
 
+/* ---- through the snapshot view ---- */
+
+static struct sb_snapview *view_of(struct sb_config *cfg, int i, const char *state, bool restic_only)
+{
+	sb_config_defaults(cfg);
+	free(cfg->state_dir);
+	cfg->state_dir = xasprintf("%s/%s", W.dir, state);
+	free(cfg->restic_repository);
+	cfg->restic_repository = xstrdup(W.repos[i].path);
+	cfg->restic_password = xstrdup(PASSWORD);
+	cfg->backup_timeout = 300;
+	assert_int_equal(sb_mkdir_p(cfg->state_dir, 0700), 0);
+	cfg->snapshot_reader = restic_only ? SB_SNAPSHOT_READER_RESTIC : SB_SNAPSHOT_READER_AUTO;
+	struct sb_snapview_opts o = {.cfg = cfg, .label = "local"};
+	char *err = NULL;
+	struct sb_snapview *v = sb_snapview_new(&o, &err);
+	if (!v)
+		fail_msg("%s", err);
+	return v;
+}
+
+static struct sb_snaptree *view_tree(struct sb_snapview *v, struct sb_snapview_snap *s)
+{
+	char *err = NULL;
+	if (sb_snapview_resolve(v, "web", "latest", 300, s, &err) < 0)
+		fail_msg("%s", err);
+	struct sb_snaptree *t;
+	if (sb_snapview_tree(v, s, 300, &t, &err) < 0)
+		fail_msg("%s", err);
+	return t;
+}
+
+static void test_view_native_against_restic(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		struct sb_config cfg, rcfg;
+		struct sb_snapview *v = view_of(&cfg, i, "state-native", false);
+		struct sb_snapview *rv = view_of(&rcfg, i, "state-restic", true);
+		struct sb_snapview_snap s, rs;
+		struct sb_snaptree *t = view_tree(v, &s), *rt = view_tree(rv, &rs);
+		assert_string_equal(s.id, W.repos[i].snap);
+		assert_string_equal(s.name, rs.name);
+		char backend[64];
+		sb_snapview_backend(v, backend, sizeof(backend));
+		cleanup_free char *want = xasprintf("native (format version %d)", W.repos[i].version);
+		assert_string_equal(backend, want);
+		sb_snapview_backend(rv, backend, sizeof(backend));
+		assert_string_equal(backend, "restic");
+
+		/* The same tree node for node, plus what restic ls cannot tell. */
+		assert_int_equal(sb_snaptree_count(t), sb_snaptree_count(rt));
+		assert_string_equal(sb_snaptree_root_path(t), W.src);
+		for (sb_snode_id id = 0; id < sb_snaptree_count(rt); id++) {
+			cleanup_free char *path = sb_snaptree_path(rt, id);
+			sb_snode_id n;
+			if (sb_snaptree_lookup(t, path, &n) < 0)
+				fail_msg("'%s' is missing from the native tree", path);
+			struct stat a, b;
+			sb_snaptree_stat(t, n, &a);
+			sb_snaptree_stat(rt, id, &b);
+			assert_int_equal(a.st_mode, b.st_mode);
+			assert_int_equal(a.st_uid, b.st_uid);
+			assert_int_equal(a.st_gid, b.st_gid);
+			assert_int_equal(a.st_mtim.tv_sec, b.st_mtim.tv_sec);
+			assert_int_equal(a.st_mtim.tv_nsec, b.st_mtim.tv_nsec);
+			assert_int_equal(a.st_size, b.st_size);
+			if (S_ISLNK(a.st_mode))
+				assert_string_equal(sb_snaptree_link(t, n), sb_snaptree_link(rt, id));
+			cleanup_free char *src = xasprintf("%s/%s", W.src, path);
+			struct stat st;
+			if (!S_ISDIR(a.st_mode) && !S_ISFIFO(a.st_mode) && lstat(src, &st) == 0)
+				assert_int_equal(a.st_nlink, st.st_nlink);
+		}
+		sb_snode_id h;
+		assert_int_equal(sb_snaptree_lookup(t, "a/hard3", &h), 0);
+		struct stat st;
+		sb_snaptree_stat(t, h, &st);
+		assert_int_equal(st.st_nlink, 3);
+
+		/* Contents straight from the repository, no content cache needed. */
+		sb_snode_id big, empty, dir;
+		assert_int_equal(sb_snaptree_lookup(t, "big.bin", &big), 0);
+		assert_int_equal(sb_snaptree_lookup(t, "empty", &empty), 0);
+		assert_int_equal(sb_snaptree_lookup(t, "a", &dir), 0);
+		struct sb_snapfile *f;
+		assert_int_equal(sb_snapview_open(v, &s, t, big, &f), 0);
+		assert_int_equal(sb_snapfile_size(f), BIG_SIZE);
+		char buf[8192], ref[8192];
+		cleanup_free char *bigsrc = xasprintf("%s/big.bin", W.src);
+		int fd = open(bigsrc, O_RDONLY);
+		for (uint64_t off = 0; off < BIG_SIZE; off += 3u << 20) {
+			ssize_t n = sb_snapfile_read(f, buf, sizeof(buf), off);
+			assert_true(n > 0);
+			assert_int_equal(pread(fd, ref, (size_t)n, (off_t)off), n);
+			assert_memory_equal(buf, ref, (size_t)n);
+		}
+		close(fd);
+		assert_int_equal(sb_snapfile_read(f, buf, sizeof(buf), BIG_SIZE), 0);
+		int wfd;
+		assert_int_equal(sb_snapfile_wait(f, 0, 10, &wfd), -ENOTSUP);
+		sb_snapfile_close(f);
+		assert_int_equal(sb_snapview_open(v, &s, t, empty, &f), 0);
+		assert_null(f);
+		assert_int_equal(sb_snapview_open(v, &s, t, dir, &f), -EISDIR);
+
+		sb_snaptree_unref(t);
+		sb_snaptree_unref(rt);
+		sb_snapview_free(v);
+		sb_snapview_free(rv);
+		sb_config_free(&cfg);
+		sb_config_free(&rcfg);
+	}
+}
+
+static void test_view_falls_back(void **state)
+{
+	(void)state;
+	/* A key derivation the reader does not take: it refuses the format (-ENOTSUP). */
+	cleanup_free char *copy = damaged_copy(1, "foreignkdf");
+	cleanup_free char *kdir = xasprintf("%s/keys", copy);
+	cleanup_free char *key = first_file(kdir);
+	char *text;
+	size_t len;
+	assert_int_equal(sb_read_file(key, 1 << 20, &text, &len), 0);
+	char *kdf = strstr(text, "\"scrypt\"");
+	assert_non_null(kdf);
+	memcpy(kdf, "\"argon\"", 7);
+	memmove(kdf + 7, kdf + 8, len - (size_t)(kdf + 8 - text));
+	len--;
+	/* Key files are named by their hash: the edited one gets its new name, as a foreign tool would write it. */
+	assert_int_equal(unlink(key), 0);
+	cleanup_free char *tmp = xasprintf("%s/new", kdir);
+	assert_int_equal(sb_write_file_atomic(tmp, text, len, 0600), 0);
+	free(text);
+	sh("cd '%s' && mv new $(sha256sum new | cut -c1-64)", kdir);
+	struct sb_resticrepo *r = NULL;
+	char *err = NULL;
+	assert_int_equal(sb_resticrepo_open(copy, PASSWORD, &r, &err), -ENOTSUP);
+	assert_non_null(strstr(err, "argon"));
+	free(err);
+
+	/* The view then reads through restic (which refuses it too, with its own words). */
+	struct sb_config cfg;
+	struct sb_snapview *v = view_of(&cfg, 1, "state-fallback", false);
+	sb_snapview_free(v);
+	free(cfg.restic_repository);
+	cfg.restic_repository = xstrdup(copy);
+	struct sb_snapview_opts o = {.cfg = &cfg, .label = "local"};
+	v = sb_snapview_new(&o, &err);
+	assert_non_null(v);
+	char backend[64];
+	sb_snapview_backend(v, backend, sizeof(backend));
+	assert_string_equal(backend, "native, not opened yet");
+	struct sb_strv stacks = {0};
+	err = NULL;
+	assert_int_equal(sb_snapview_stacks(v, 300, &stacks, &err), -EIO);
+	assert_non_null(strstr(err, "restic"));
+	free(err);
+	sb_snapview_backend(v, backend, sizeof(backend));
+	assert_string_equal(backend, "restic");
+	sb_snapview_free(v);
+
+	/* A repository that is not a local path is read through restic from the start. */
+	free(cfg.restic_repository);
+	cfg.restic_repository = xstrdup("sftp:nobody@127.0.0.1:/nowhere");
+	v = sb_snapview_new(&o, &err);
+	assert_non_null(v);
+	sb_snapview_backend(v, backend, sizeof(backend));
+	assert_string_equal(backend, "restic");
+	sb_snapview_free(v);
+	sb_config_free(&cfg);
+	sb_rm_rf(copy);
+}
+
 int main(void)
 {
 	sb_log_set_level(SB_LOG_ERROR);
@@ -777,6 +957,8 @@ int main(void)
 		cmocka_unit_test(test_flipped_byte_in_index),
 		cmocka_unit_test(test_flipped_byte_in_snapshot),
 		cmocka_unit_test(test_damaged_key_and_config),
+		cmocka_unit_test(test_view_native_against_restic),
+		cmocka_unit_test(test_view_falls_back),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
