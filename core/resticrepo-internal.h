@@ -42,7 +42,7 @@ void rr_crypto_free(struct rr_crypto *c);
 /*
  * Verifies the MAC of box (IV || ciphertext || MAC, len >= RR_OVERHEAD)
  * and only then decrypts the ciphertext into out (len - RR_OVERHEAD
- * bytes). Returns 0, -EBADMSG (the MAC does not match: damaged data or
+ * bytes; out may be box + RR_IV_LEN, decrypting in place). Returns 0, -EBADMSG (the MAC does not match: damaged data or
  * another key) or -EIO (libcrypto failed).
  */
 int rr_open_box(const struct rr_crypto *c, const struct rr_key *k, const uint8_t *box, size_t len,

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,7 +38,7 @@
 #include "stackback/log.h"
 
 #define TREE_CACHE_BYTES (16u << 20)
-#define BLOB_CACHE_BYTES (32u << 20)
+#define BLOB_CACHE_BYTES (16u << 20)
 /* Bounds for what a repository file may make us allocate. */
 #define MAX_KEY_FILE (1u << 20)
 #define MAX_CONFIG_FILE (1u << 20)
@@ -210,11 +211,55 @@ static void tree_unref(void *v)
 
 static const struct cvalue_ops tree_ops = {tree_unref, tree_ref};
 
+/*
+ * Blob buffers of BIG_ALLOC or more are mapped, not malloc'ed: freed, they
+ * go back to the system at once. With malloc, glibc's per-thread arenas
+ * would keep every FUSE thread's largest blob resident long after (a
+ * first cat of a big file otherwise leaves ~100 MiB behind).
+ */
+#define BIG_ALLOC (128u << 10)
+
+static void *buf_alloc(size_t size)
+{
+	if (size < BIG_ALLOC)
+		return xmalloc(size);
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p == MAP_FAILED) {
+		fputs("stackback: out of memory\n", stderr);
+		abort();
+	}
+	return p;
+}
+
+static void buf_free(void *p, size_t size)
+{
+	if (!p)
+		return;
+	if (size < BIG_ALLOC)
+		free(p);
+	else
+		munmap(p, size);
+}
+
+/* A decrypted blob: data points into the same allocation (after a box's IV when decrypted in place). */
 struct blob {
 	atomic_uint refs;
 	size_t len;
-	uint8_t data[];
+	size_t alloc;             /* bytes allocated, this header included */
+	uint8_t *data;
 };
+
+/* A blob with room for size bytes after its header. */
+static struct blob *blob_alloc(size_t size)
+{
+	size_t alloc = sizeof(struct blob) + size;
+	struct blob *b = buf_alloc(alloc);
+	atomic_init(&b->refs, 1);
+	b->alloc = alloc;
+	b->len = size;
+	b->data = (uint8_t *)(b + 1);
+	return b;
+}
 
 static void *blob_ref(void *v)
 {
@@ -227,7 +272,7 @@ static void blob_unref(void *v)
 {
 	struct blob *b = v;
 	if (b && atomic_fetch_sub(&b->refs, 1) == 1)
-		free(b);
+		buf_free(b, b->alloc);
 }
 
 static const struct cvalue_ops blob_ops = {blob_unref, blob_ref};
@@ -914,33 +959,38 @@ static int read_blob(struct sb_resticrepo *r, const struct index_gen *g, size_t 
 			return rc;
 		atomic_store(&g->checked[b.pack], 1);
 	}
-	cleanup_free uint8_t *box = xmalloc(b.length);
-	if (read_at(fd, box, b.length, b.offset) < 0) {
+	/*
+	 * The box is read into the blob itself and decrypted in place: an
+	 * uncompressed blob's plaintext is its box without IV and MAC. A
+	 * compressed one is decompressed from there into a blob of its own.
+	 */
+	struct blob *box = blob_alloc(b.length);
+	if (read_at(fd, box->data, b.length, b.offset) < 0) {
 		*err = xasprintf("pack '%s' is truncated: blob %.16s at byte %" PRIu32 " is cut short", path, hex,
 				 b.offset);
+		blob_unref(box);
 		return -EIO;
 	}
 	atomic_fetch_add(&r->blobs_read, 1);
 	atomic_fetch_add(&r->bytes_read, b.length);
 	size_t plain_len = b.length - RR_OVERHEAD;
-	struct blob *res;
-	cleanup_free uint8_t *plain = NULL;
-	if (b.compressed) {
-		plain = xmalloc(plain_len ? plain_len : 1);
-		res = xmalloc(sizeof(*res) + b.raw_length);
-	} else {
-		res = xmalloc(sizeof(*res) + plain_len);
-	}
-	atomic_init(&res->refs, 1);
-	res->len = b.compressed ? b.raw_length : plain_len;
+	uint8_t *plain = box->data + RR_IV_LEN;
+	struct blob *res = box;
 	const char *why = NULL;
-	int rc = rr_open_box(&r->crypto, &r->key, box, b.length, b.compressed ? plain : res->data);
-	if (rc == -EBADMSG)
+	int rc = rr_open_box(&r->crypto, &r->key, box->data, b.length, plain);
+	if (rc == -EBADMSG) {
 		why = "its MAC does not verify";
-	else if (rc < 0)
+	} else if (rc < 0) {
 		why = "libcrypto failed to decrypt it";
-	else if (b.compressed && rr_zstd_exact(plain, plain_len, res->data, b.raw_length) < 0)
-		why = "it does not decompress to its length";
+	} else if (b.compressed) {
+		res = blob_alloc(b.raw_length);
+		if (rr_zstd_exact(plain, plain_len, res->data, b.raw_length) < 0)
+			why = "it does not decompress to its length";
+		blob_unref(box);
+	} else {
+		box->data = plain;
+		box->len = plain_len;
+	}
 	if (!why) {
 		uint8_t got[SB_RESTIC_ID_LEN];
 		rr_sha256(&r->crypto, res->data, res->len, got);
@@ -949,7 +999,7 @@ static int read_blob(struct sb_resticrepo *r, const struct index_gen *g, size_t 
 	}
 	if (why) {
 		*err = xasprintf("blob %.16s in pack '%s' is damaged: %s", hex, path, why);
-		free(res);
+		blob_unref(res);
 		return -EIO;
 	}
 	*out = res;
@@ -1171,7 +1221,7 @@ static int load_data_blob(void *ctx, const uint8_t *id, void **value, size_t *by
 	if (rc < 0)
 		return rc;
 	*value = b;
-	*bytes = sizeof(*b) + b->len;
+	*bytes = b->alloc;
 	return 0;
 }
 
