@@ -286,7 +286,8 @@ static int native_snapshots(struct sb_snapview *v, struct sb_resticrepo *native,
 	return 0;
 }
 
-static struct sb_resticrepo *native_of(struct sb_snapview *v)
+/* The native reader if it was opened, without trying to. */
+static struct sb_resticrepo *native_peek(struct sb_snapview *v)
 {
 	pthread_mutex_lock(&v->mu);
 	struct sb_resticrepo *native = v->backend == BACKEND_NATIVE ? v->native : NULL;
@@ -294,21 +295,73 @@ static struct sb_resticrepo *native_of(struct sb_snapview *v)
 	return native;
 }
 
+/*
+ * The native reader, or NULL when restic reads. A local repository is
+ * opened on first need (the key derivation takes a few tenths of a
+ * second, once; others needing it meanwhile wait). One that does not
+ * exist yet is tried again next time; any other refusal leaves the view
+ * on restic for good, said once.
+ */
+static struct sb_resticrepo *native_of(struct sb_snapview *v)
+{
+	pthread_mutex_lock(&v->mu);
+	while (v->backend == BACKEND_UNDECIDED && v->native_opening && !v->stopping)
+		pthread_cond_wait(&v->changed, &v->mu);
+	bool open = v->backend == BACKEND_UNDECIDED && !v->stopping;
+	v->native_opening = open;
+	struct sb_resticrepo *native = v->backend == BACKEND_NATIVE ? v->native : NULL;
+	pthread_mutex_unlock(&v->mu);
+	if (!open)
+		return native;
+	const char *dir = snap_repo_local_path(v->r.repository);
+	char *why = NULL;
+	double t0 = sb_now_monotonic();
+	int rc = sb_resticrepo_open(dir, v->r.password, &native, &why);
+	if (rc == 0)
+		sb_info("%s repository '%s': browsed with the native reader (format version %d, opened in %.2f s)",
+			v->label, v->r.repository, sb_resticrepo_version(native), sb_now_monotonic() - t0);
+	else if (rc != -ENOENT)
+		sb_warn("%s repository '%s': browsed through restic, the native reader refused it: %s", v->label,
+			v->r.repository, why);
+	free(why);
+	pthread_mutex_lock(&v->mu);
+	v->native_opening = false;
+	if (rc == 0) {
+		v->native = native;
+		v->backend = BACKEND_NATIVE;
+	} else if (rc != -ENOENT) {
+		v->backend = BACKEND_RESTIC;
+	}
+	pthread_cond_broadcast(&v->changed);
+	pthread_mutex_unlock(&v->mu);
+	return rc == 0 ? native : NULL;
+}
+
 static int load_list(struct sb_snapview *v, struct sb_snapshot_list *out, struct timespec *mtime,
 		     char **err)
 {
 	struct sb_strv ids = {0};
 	bool have_ids = v->snapdir && read_snapdir(v->snapdir, &ids, mtime) == 0;
-	struct sb_resticrepo *native = native_of(v);
-	/* The native reader lists faster than the disk cache is checked: no cache for it. */
-	cleanup_free char *raw = have_ids && !native ? cached_list(v, &ids) : NULL;
+	/*
+	 * The cache needs no key: after a restart, browsing starts before the
+	 * native reader has derived one. A job may have changed the index
+	 * without a new snapshot (prune): an open reader looks again.
+	 */
+	cleanup_free char *raw = have_ids ? cached_list(v, &ids) : NULL;
+	struct sb_resticrepo *native = raw ? native_peek(v) : native_of(v);
+	char *why = NULL;
 	bool fresh = false;
 	if (!raw) {
 		if ((native ? native_snapshots(v, native, &raw, err) : run_snapshots(v, &raw, err)) < 0) {
 			sb_strv_free(&ids);
 			return -1;
 		}
-		fresh = !native;
+		fresh = true;
+	} else if (native && sb_resticrepo_load_index(native, &why) < 0) {
+		*err = xasprintf("reading the index of %s repository '%s' failed: %s", v->label, v->r.repository, why);
+		free(why);
+		sb_strv_free(&ids);
+		return -1;
 	}
 	if (sb_restic_parse_snapshots(raw, strlen(raw), out) < 0) {
 		*err = xasprintf("restic printed a snapshot list of %s repository '%s' that cannot be read",
@@ -616,49 +669,11 @@ static void speculate_locked(struct sb_snapview *v, const char *stack)
 
 /* ---- the workers ---- */
 
-/*
- * Before a list load: a local repository not decided yet is opened with
- * the native reader (the key derivation takes a few tenths of a second,
- * once). A repository that does not exist yet is tried again next time;
- * any other refusal leaves the view on restic for good, said once.
- */
-static void choose_backend(struct sb_snapview *v)
-{
-	pthread_mutex_lock(&v->mu);
-	bool open = v->backend == BACKEND_UNDECIDED && !v->native_opening;
-	v->native_opening = v->native_opening || open;
-	pthread_mutex_unlock(&v->mu);
-	if (!open)
-		return;
-	const char *dir = snap_repo_local_path(v->r.repository);
-	struct sb_resticrepo *native = NULL;
-	char *why = NULL;
-	double t0 = sb_now_monotonic();
-	int rc = sb_resticrepo_open(dir, v->r.password, &native, &why);
-	if (rc == 0)
-		sb_info("%s repository '%s': browsed with the native reader (format version %d, opened in %.2f s)",
-			v->label, v->r.repository, sb_resticrepo_version(native), sb_now_monotonic() - t0);
-	else if (rc != -ENOENT)
-		sb_warn("%s repository '%s': browsed through restic, the native reader refused it: %s", v->label,
-			v->r.repository, why);
-	free(why);
-	pthread_mutex_lock(&v->mu);
-	v->native_opening = false;
-	if (rc == 0) {
-		v->native = native;
-		v->backend = BACKEND_NATIVE;
-	} else if (rc != -ENOENT) {
-		v->backend = BACKEND_RESTIC;
-	}
-	pthread_mutex_unlock(&v->mu);
-}
-
 static void do_list_load(struct sb_snapview *v, uint64_t req)
 {
 	struct sb_snapshot_list l = {0};
 	struct timespec mtime = {0};
 	char *err = NULL;
-	choose_backend(v);
 	double t0 = sb_now_monotonic();
 	int rc = load_list(v, &l, &mtime, &err);
 	struct snaplist *sl = rc == 0 ? list_build(&l) : NULL;
