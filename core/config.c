@@ -74,10 +74,12 @@ static const char *const verify_depth_names[] = {"metadata", "files", "data", NU
 static const char *const stop_mode_names[] = {"stop", "down", NULL};
 static const char *const snapshot_mode_names[] = {"off", "auto", "btrfs", "reflink", NULL};
 static const char *const log_level_names[] = {"error", "warning", "info", "debug", NULL};
+static const char *const snapshot_reader_names[] = {"auto", "restic", NULL};
 
 _Static_assert(sizeof(enum sb_verify_depth) == sizeof(int), "KEY_ENUM stores an int");
 _Static_assert(sizeof(enum sb_stop_mode) == sizeof(int), "KEY_ENUM stores an int");
 _Static_assert(sizeof(enum sb_snapshot_mode) == sizeof(int), "KEY_ENUM stores an int");
+_Static_assert(sizeof(enum sb_snapshot_reader) == sizeof(int), "KEY_ENUM stores an int");
 
 #define OFF(field) offsetof(struct sb_config, field)
 #define DAY 86400L
@@ -196,6 +198,11 @@ static const struct key_def keys[] = {
 	{.name = "CONTENT_CACHE_MB", .section = "stackback", .type = KEY_LONG,
 	 .offset = OFF(content_cache_mb), .def = "2048", .min = 0, .max = 1L << 20,
 	 .doc = "memory (MiB) for file contents read from snapshots"},
+	{.name = "SNAPSHOT_READER", .section = "stackback", .type = KEY_ENUM,
+	 .offset = OFF(snapshot_reader), .def = "auto", .choices = snapshot_reader_names,
+	 .doc = "who reads snapshots for browsing: auto (stackback's own reader for a repository on a "
+		"local path, see docs/restic-reader.md; restic for others or a format it refuses), "
+		"restic (always restic)"},
 	{.name = "SNAPSHOT_MODE", .section = "stackback", .type = KEY_ENUM,
 	 .offset = OFF(snapshot_mode), .def = "off", .choices = snapshot_mode_names, .per_stack = true,
 	 .doc = "stop the stack only while a copy-on-write snapshot of it is taken, then back up "

@@ -375,15 +375,16 @@ static void backup_stack(struct backup_run *br, const struct sb_stack *stack, st
 	r->was_running = running;
 
 	if (job->req.dry_run) {
-		struct sb_stack_settings set;
-		bool snap = running && stack_settings(stack, cfg, &set, &err) == 0 &&
-			    set.snapshot_mode != SB_SNAPSHOT_MODE_OFF;
-		sb_info("dry run: stack '%s' is %s; would %srun restic backup%s", stack->name,
-			sb_stack_state_name(before),
-			!running ? "" : snap ? "stop it, take a snapshot (SNAPSHOT_MODE), start it, " : "stop it, ",
-			running && !snap ? ", then start it" : "");
-		if (running)
+		bool snap = false;
+		if (running) {
+			struct sb_stack_settings set;
+			snap = stack_settings(stack, cfg, &set, &err) == 0 && set.snapshot_mode != SB_SNAPSHOT_MODE_OFF;
 			sb_stack_settings_free(&set);
+		}
+		sb_info("dry run: stack '%s' is %s; would %s", stack->name, sb_stack_state_name(before),
+			!running ? "run restic backup"
+			: snap	 ? "stop it, snapshot it (SNAPSHOT_MODE), start it, then back up the snapshot"
+				 : "stop it, run restic backup, then start it");
 		r->result = SB_STACK_DRY_RUN;
 		return;
 	}

@@ -94,6 +94,10 @@ struct sb_snapcache {
 struct sb_snapfile {
 	struct sb_snapcache *cache;
 	struct item *item;
+	/* A direct handle (sb_snapfile_direct): no cache, no item. */
+	const struct sb_snapfile_source *direct;
+	void *direct_data;
+	uint64_t direct_size;
 };
 
 bool sb_snapcache_key_valid(const char *key)
@@ -641,20 +645,33 @@ int sb_snapcache_open(struct sb_snapcache *c, const char *key, uint64_t size,
 	lru_remove(c, it);
 	it->users++;
 	pthread_mutex_unlock(&c->mu);
-	struct sb_snapfile *f = xmalloc(sizeof(*f));
+	struct sb_snapfile *f = xcalloc(1, sizeof(*f));
 	f->cache = c;
 	f->item = it;
 	*out = f;
 	return 0;
 }
 
+struct sb_snapfile *sb_snapfile_direct(uint64_t size, const struct sb_snapfile_source *src, void *data)
+{
+	struct sb_snapfile *f = xcalloc(1, sizeof(*f));
+	f->direct = src;
+	f->direct_data = data;
+	f->direct_size = size;
+	return f;
+}
+
 uint64_t sb_snapfile_size(const struct sb_snapfile *f)
 {
+	if (f->direct)
+		return f->direct_size;
 	return f->item->size;
 }
 
 ssize_t sb_snapfile_wait(struct sb_snapfile *f, uint64_t off, size_t len, int *fd)
 {
+	if (f->direct)
+		return -ENOTSUP;
 	struct sb_snapcache *c = f->cache;
 	struct item *it = f->item;
 	if (off >= it->size)
@@ -673,6 +690,8 @@ ssize_t sb_snapfile_wait(struct sb_snapfile *f, uint64_t off, size_t len, int *f
 
 ssize_t sb_snapfile_read(struct sb_snapfile *f, void *buf, size_t len, uint64_t off)
 {
+	if (f->direct)
+		return f->direct->read(f->direct_data, buf, len, off);
 	int fd;
 	ssize_t avail = sb_snapfile_wait(f, off, len, &fd);
 	if (avail <= 0)
@@ -696,6 +715,11 @@ void sb_snapfile_close(struct sb_snapfile *f)
 {
 	if (!f)
 		return;
+	if (f->direct) {
+		f->direct->close(f->direct_data);
+		free(f);
+		return;
+	}
 	struct sb_snapcache *c = f->cache;
 	struct item *it = f->item;
 	free(f);

@@ -41,7 +41,7 @@ struct snode {
 	int64_t mtime_s;
 	uint64_t size;
 	uint32_t nsub;     /* directories: how many children are directories */
-	uint32_t reserved; /* zero; keeps the size a multiple of 8 */
+	uint32_t nlink;    /* others: the link count restic recorded, 0 if unknown (restic ls has none) */
 };
 _Static_assert(sizeof(struct snode) == 56, "struct snode is part of the cache format");
 
@@ -193,7 +193,7 @@ void sb_snaptree_stat(const struct sb_snaptree *t, sb_snode_id id, struct stat *
 	memset(st, 0, sizeof(*st));
 	st->st_ino = (ino_t)id + 1;
 	st->st_mode = (mode_t)n->mode;
-	st->st_nlink = is_dir(n) ? 2 + n->nsub : 1;
+	st->st_nlink = is_dir(n) ? 2 + n->nsub : n->nlink ? n->nlink : 1;
 	st->st_uid = n->uid;
 	st->st_gid = n->gid;
 	st->st_size = (off_t)n->size;
@@ -250,6 +250,7 @@ struct tnode {
 	uint32_t mtime_ns;
 	int64_t mtime_s;
 	uint64_t size;
+	uint32_t nlink;
 };
 
 /* A directory still open in the depth-first stream, and its path length. */
@@ -823,6 +824,51 @@ void sb_snaptree_builder_feed_long(struct sb_snaptree_builder *b, const char *li
 	}
 }
 
+sb_snode_id sb_snaptree_builder_add(struct sb_snaptree_builder *b, sb_snode_id parent,
+				    const struct sb_snaptree_entry *e, char **err)
+{
+	if (b->failed) {
+		fail(b, err, xstrdup("the tree was already refused"));
+		return SB_SNODE_NONE;
+	}
+	if (parent == SB_SNODE_NONE ? b->n != 0 || !S_ISDIR(e->mode) || !b->root
+				    : parent >= b->n || !S_ISDIR(b->nodes[parent].mode)) {
+		fail(b, err, xasprintf("'%.*s' has no directory to go in", (int)e->name_len, e->name));
+		return SB_SNODE_NONE;
+	}
+	if (parent != SB_SNODE_NONE &&
+	    (e->name_len == 0 || memchr(e->name, '/', e->name_len) || memchr(e->name, '\0', e->name_len) ||
+	     (e->name_len == 1 && e->name[0] == '.') ||
+	     (e->name_len == 2 && e->name[0] == '.' && e->name[1] == '.'))) {
+		fail(b, err, xasprintf("'%.*s' is not a valid name", (int)e->name_len, e->name));
+		return SB_SNODE_NONE;
+	}
+	if (S_ISLNK(e->mode) && e->link && memchr(e->link, '\0', e->link_len)) {
+		fail(b, err, xasprintf("symlink '%.*s' has a target with a NUL byte", (int)e->name_len, e->name));
+		return SB_SNODE_NONE;
+	}
+	if (b->n >= NONE - 1 || b->pool_len + e->name_len + e->link_len + 2 > UINT32_MAX) {
+		fail(b, err, xstrdup("snapshot has too many entries"));
+		return SB_SNODE_NONE;
+	}
+	uint32_t index = (uint32_t)b->n;
+	struct tnode *t = new_node(b);
+	t->name = parent == SB_SNODE_NONE ? 0 : intern(b, e->name, e->name_len);
+	t->parent = parent == SB_SNODE_NONE ? 0 : parent;
+	t->mode = (uint32_t)e->mode;
+	t->uid = e->uid;
+	t->gid = e->gid;
+	t->mtime_s = e->mtime_s;
+	t->mtime_ns = e->mtime_ns;
+	t->nlink = e->nlink;
+	t->size = S_ISREG(e->mode) ? e->size : 0;
+	if (S_ISLNK(e->mode) && e->link) {
+		t->link = intern(b, e->link, e->link_len);
+		t->size = e->link_len;
+	}
+	return index;
+}
+
 struct sort_ctx {
 	const struct tnode *nodes;
 	const char *pool;
@@ -899,6 +945,8 @@ struct sb_snaptree *sb_snaptree_builder_finish(struct sb_snaptree_builder *b, ch
 		dst->mtime_s = src->mtime_s;
 		dst->mtime_ns = src->mtime_ns;
 		dst->size = src->size;
+		if (!S_ISDIR(src->mode))
+			dst->nlink = src->nlink;
 		if (S_ISLNK(src->mode)) {
 			dst->first = src->link;
 		} else if (S_ISDIR(src->mode)) {
@@ -1048,7 +1096,7 @@ struct sb_snaptree *sb_snaptree_load_restic_latest(const struct sb_restic *r, co
  * after the header, so a torn or damaged file is refused.
  */
 #define TREE_MAGIC "SBTREE\0\1"
-#define TREE_VERSION 1U
+#define TREE_VERSION 2U
 
 struct tree_header {
 	char magic[8];

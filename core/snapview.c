@@ -5,6 +5,12 @@
  * snapshot list when asked (first, before any tree) and load the trees
  * that requests or prefetching queued. Requests only wait on `changed`.
  *
+ * A repository on a local path is read by the native reader
+ * (resticrepo.h) instead: the list, the trees (with link targets and
+ * counts) and the contents (only the blobs a read needs) come without
+ * restic. The first list load opens it; a format the reader refuses, or
+ * a repository that is not local, is read through restic as above.
+ *
  * On disk, under STATE_DIR/cache/:
  *   snapshots-LABEL.json   the last `restic snapshots --json` of a local
  *                          repository, with the file names of its
@@ -28,6 +34,7 @@
 #include "snap-restic.h"
 #include "stackback/log.h"
 #include "stackback/restic.h"
+#include "stackback/resticrepo.h"
 #include "stackback/snaptar.h"
 #include "stackback/util.h"
 
@@ -57,6 +64,9 @@ enum tree_state {
 struct tree_entry {
 	char id[65];
 	char *root;                   /* the snapshot's root path, for loading */
+	char tree_id[65];             /* the snapshot's tree blob, for the native reader */
+	char *native_root;            /* the root the native reader walks from (root, or the paths' common one) */
+	time_t time;
 	char *label;                  /* "web@NAME", for log lines */
 	enum tree_state state;
 	struct sb_snaptree *tree;     /* READY: the view's reference */
@@ -76,6 +86,13 @@ struct tree_entry {
 	char *spec_stack;
 	bool guessing;
 	struct tree_entry *next;      /* queue link */
+};
+
+/* Who reads the repository. */
+enum backend {
+	BACKEND_UNDECIDED,            /* a local repository the native reader has not opened yet */
+	BACKEND_NATIVE,
+	BACKEND_RESTIC,
 };
 
 struct sb_snapview {
@@ -109,6 +126,9 @@ struct sb_snapview {
 	uint64_t tree_bytes;
 	uint64_t clock;
 	bool stopping;
+	enum backend backend;
+	struct sb_resticrepo *native; /* set once with backend NATIVE, then used without mu */
+	bool native_opening;          /* a worker is opening it */
 
 	pthread_t threads[N_WORKERS];
 	size_t n_threads;
@@ -251,19 +271,97 @@ static int run_snapshots(struct sb_snapview *v, char **raw, char **err)
 }
 
 /* Loads the list (from the disk cache when the repository's snapshots/ still matches). */
+/* The native reader's list, then its index (in that order: a new snapshot's blobs are indexed by then). */
+static int native_snapshots(struct sb_snapview *v, struct sb_resticrepo *native, char **raw, char **err)
+{
+	char *why = NULL;
+	if (sb_resticrepo_snapshots_json(native, raw, &why) < 0 || sb_resticrepo_load_index(native, &why) < 0) {
+		*err = xasprintf("listing the snapshots of %s repository '%s' failed: %s", v->label, v->r.repository,
+				 why);
+		free(why);
+		free(*raw);
+		*raw = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* The native reader if it was opened, without trying to. */
+static struct sb_resticrepo *native_peek(struct sb_snapview *v)
+{
+	pthread_mutex_lock(&v->mu);
+	struct sb_resticrepo *native = v->backend == BACKEND_NATIVE ? v->native : NULL;
+	pthread_mutex_unlock(&v->mu);
+	return native;
+}
+
+/*
+ * The native reader, or NULL when restic reads. A local repository is
+ * opened on first need (the key derivation takes a few tenths of a
+ * second, once; others needing it meanwhile wait). One that does not
+ * exist yet is tried again next time; any other refusal leaves the view
+ * on restic for good, said once.
+ */
+static struct sb_resticrepo *native_of(struct sb_snapview *v)
+{
+	pthread_mutex_lock(&v->mu);
+	while (v->backend == BACKEND_UNDECIDED && v->native_opening && !v->stopping)
+		pthread_cond_wait(&v->changed, &v->mu);
+	bool open = v->backend == BACKEND_UNDECIDED && !v->stopping;
+	v->native_opening = open;
+	struct sb_resticrepo *native = v->backend == BACKEND_NATIVE ? v->native : NULL;
+	pthread_mutex_unlock(&v->mu);
+	if (!open)
+		return native;
+	const char *dir = snap_repo_local_path(v->r.repository);
+	char *why = NULL;
+	double t0 = sb_now_monotonic();
+	int rc = sb_resticrepo_open(dir, v->r.password, &native, &why);
+	if (rc == 0)
+		sb_info("%s repository '%s': browsed with the native reader (format version %d, opened in %.2f s)",
+			v->label, v->r.repository, sb_resticrepo_version(native), sb_now_monotonic() - t0);
+	else if (rc != -ENOENT)
+		sb_warn("%s repository '%s': browsed through restic, the native reader refused it: %s", v->label,
+			v->r.repository, why);
+	free(why);
+	pthread_mutex_lock(&v->mu);
+	v->native_opening = false;
+	if (rc == 0) {
+		v->native = native;
+		v->backend = BACKEND_NATIVE;
+	} else if (rc != -ENOENT) {
+		v->backend = BACKEND_RESTIC;
+	}
+	pthread_cond_broadcast(&v->changed);
+	pthread_mutex_unlock(&v->mu);
+	return rc == 0 ? native : NULL;
+}
+
 static int load_list(struct sb_snapview *v, struct sb_snapshot_list *out, struct timespec *mtime,
 		     char **err)
 {
 	struct sb_strv ids = {0};
 	bool have_ids = v->snapdir && read_snapdir(v->snapdir, &ids, mtime) == 0;
+	/*
+	 * The cache needs no key: after a restart, browsing starts before the
+	 * native reader has derived one. A job may have changed the index
+	 * without a new snapshot (prune): an open reader looks again.
+	 */
 	cleanup_free char *raw = have_ids ? cached_list(v, &ids) : NULL;
+	struct sb_resticrepo *native = raw ? native_peek(v) : native_of(v);
+	char *why = NULL;
 	bool fresh = false;
 	if (!raw) {
-		if (run_snapshots(v, &raw, err) < 0) {
+		if ((native ? native_snapshots(v, native, &raw, err) : run_snapshots(v, &raw, err)) < 0) {
 			sb_strv_free(&ids);
 			return -1;
 		}
 		fresh = true;
+	} else if (native && sb_resticrepo_load_index(native, &why) < 0) {
+		*err = xasprintf("reading the index of %s repository '%s' failed: %s", v->label, v->r.repository, why);
+		free(why);
+		sb_strv_free(&ids);
+		return -1;
 	}
 	if (sb_restic_parse_snapshots(raw, strlen(raw), out) < 0) {
 		*err = xasprintf("restic printed a snapshot list of %s repository '%s' that cannot be read",
@@ -303,6 +401,9 @@ static struct tree_entry *tree_get(struct sb_snapview *v, const struct sb_snapsh
 	t = xcalloc(1, sizeof(*t));
 	snprintf(t->id, sizeof(t->id), "%s", s->id);
 	t->root = snapshot_root(s);
+	snprintf(t->tree_id, sizeof(t->tree_id), "%s", s->tree ? s->tree : "");
+	t->native_root = sb_resticrepo_snapshot_root((const char *const *)s->paths.v, s->paths.n);
+	t->time = s->time_utc;
 	char name[48];
 	sb_snapshot_dirname(s, name, sizeof(name));
 	t->label = xasprintf("%s%s@%s", strcmp(v->label, "local") == 0 ? "" : "cloud:",
@@ -422,11 +523,33 @@ static void prune_disk_trees(struct sb_snapview *v, const struct snaplist *list,
 	closedir(d);
 }
 
-/* Runs in a worker, without mu. Returns the tree or NULL with *err. */
-/* Runs in a worker, without mu. Returns the tree (*fresh: from restic, not yet on disk) or NULL with *err. */
-static struct sb_snaptree *load_tree(struct sb_snapview *v, const char *id, const char *root,
-				     const char *label, bool *fresh, char **err)
+/* Lists snapshot t with the native reader. Returns the tree or NULL with *err. */
+static struct sb_snaptree *load_tree_native(struct sb_snapview *v, struct sb_resticrepo *native,
+					    const struct tree_entry *t, char **err)
 {
+	uint8_t tree_id[SB_RESTIC_ID_LEN];
+	if (sb_restic_id_parse(t->tree_id, strlen(t->tree_id), tree_id) < 0 || !t->native_root) {
+		*err = xasprintf("snapshot %s: the snapshot names no tree or no absolute path", t->label);
+		return NULL;
+	}
+	struct sb_snaptree *tree = NULL;
+	size_t skipped = 0;
+	char *why = NULL;
+	if (sb_resticrepo_snaptree(native, tree_id, t->native_root, (int64_t)t->time, &tree, &skipped, &why) < 0) {
+		*err = xasprintf("listing snapshot %s failed: %s", t->label, why);
+		free(why);
+		return NULL;
+	}
+	if (skipped)
+		sb_warn("snapshot %s: %zu entries of a type the native reader does not know are not shown", t->label,
+			skipped);
+	return tree;
+}
+
+/* Runs in a worker, without mu. Returns the tree (*fresh: listed now, not yet on disk) or NULL with *err. */
+static struct sb_snaptree *load_tree(struct sb_snapview *v, const struct tree_entry *t, bool *fresh, char **err)
+{
+	const char *id = t->id, *root = t->root, *label = t->label;
 	cleanup_free char *path = tree_file(v, id);
 	struct sb_snaptree *tree = NULL;
 	*fresh = false;
@@ -445,17 +568,18 @@ static struct sb_snaptree *load_tree(struct sb_snapview *v, const char *id, cons
 	if (rc != -ENOENT)
 		sb_warn("snapshot %s: ignoring the damaged tree cache '%s'", label, path);
 	double t0 = sb_now_monotonic();
-	tree = sb_snaptree_load_restic(&v->r, id, root, err);
+	struct sb_resticrepo *native = native_of(v);
+	tree = native ? load_tree_native(v, native, t, err) : sb_snaptree_load_restic(&v->r, id, root, err);
 	if (!tree)
 		return NULL;
-	sb_info("snapshot %s: listed %u entries in %.1f s", label, sb_snaptree_count(tree),
-		sb_now_monotonic() - t0);
+	sb_info("snapshot %s: listed %u entries in %.2f s (%s)", label, sb_snaptree_count(tree),
+		sb_now_monotonic() - t0, native ? "native reader" : "restic");
 	*fresh = true;
 	return tree;
 }
 
 /*
- * Keeps a tree listed through restic on disk for the next start. Called
+ * Keeps a tree just listed on disk for the next start. Called
  * after the tree was published: nobody waits for the fsync.
  */
 static void save_tree(struct sb_snapview *v, const struct sb_snaptree *tree, const char *id,
@@ -503,6 +627,10 @@ static void spec_settle(struct tree_entry *t, const struct sb_snapshot *s)
 	t->guessing = false;
 	free(t->root);
 	t->root = snapshot_root(s);
+	snprintf(t->tree_id, sizeof(t->tree_id), "%s", s->tree ? s->tree : "");
+	free(t->native_root);
+	t->native_root = sb_resticrepo_snapshot_root((const char *const *)s->paths.v, s->paths.n);
+	t->time = s->time_utc;
 }
 
 /* The first list arrived (mu held): guesses still waiting become ordinary loads, running ones learn their id. */
@@ -638,7 +766,7 @@ static void do_tree_load(struct sb_snapview *v, struct tree_entry *t)
 		return;
 	}
 	bool fresh;
-	struct sb_snaptree *tree = load_tree(v, t->id, t->root, t->label, &fresh, &err);
+	struct sb_snaptree *tree = load_tree(v, t, &fresh, &err);
 	struct sb_snaptree *keep = tree && fresh ? sb_snaptree_ref(tree) : NULL;
 	pthread_mutex_lock(&v->mu);
 	if (tree) {
@@ -812,7 +940,7 @@ int sb_snapview_resolve(struct sb_snapview *v, const char *stack, const char *re
 	 * runs: list the tree in parallel, it is what will be asked for next.
 	 */
 	request_first_list_locked(v);
-	if (!v->list && (v->list_loading || v->list_req > v->list_done) &&
+	if (!v->list && v->backend == BACKEND_RESTIC && (v->list_loading || v->list_req > v->list_done) &&
 	    (!ref || !*ref || strcmp(ref, "latest") == 0) && stack && sb_stack_name_valid(stack))
 		speculate_locked(v, stack);
 	struct snaplist *sl;
@@ -912,6 +1040,23 @@ uint64_t sb_snapview_generation(struct sb_snapview *v)
 const char *sb_snapview_repository(const struct sb_snapview *v)
 {
 	return v->r.repository;
+}
+
+void sb_snapview_backend(struct sb_snapview *v, char *buf, size_t size)
+{
+	pthread_mutex_lock(&v->mu);
+	switch (v->backend) {
+	case BACKEND_NATIVE:
+		snprintf(buf, size, "native (format version %d)", sb_resticrepo_version(v->native));
+		break;
+	case BACKEND_RESTIC:
+		snprintf(buf, size, "restic");
+		break;
+	case BACKEND_UNDECIDED:
+		snprintf(buf, size, "native, not opened yet");
+		break;
+	}
+	pthread_mutex_unlock(&v->mu);
 }
 
 /* ---- file contents ---- */
@@ -1127,6 +1272,55 @@ static void collect_files(const struct sb_snaptree *tree, sb_snode_id dir, sb_sn
 	*n = cnt;
 }
 
+static ssize_t native_read(void *data, void *buf, size_t len, uint64_t off)
+{
+	return sb_resticfile_read(data, buf, len, off);
+}
+
+static void native_close(void *data)
+{
+	sb_resticfile_close(data);
+}
+
+static const struct sb_snapfile_source native_source = {native_read, native_close};
+
+/* A file read by the native reader: no fetch, each read decrypts only the blobs it covers. */
+static int open_native(struct sb_snapview *v, struct sb_resticrepo *native, const struct sb_snapview_snap *snap,
+		       struct sb_snaptree *tree, sb_snode_id node, struct sb_snapfile **out)
+{
+	char tree_hex[65] = "";
+	pthread_mutex_lock(&v->mu);
+	struct tree_entry *t = tree_find(v, snap->id);
+	if (t)
+		snprintf(tree_hex, sizeof(tree_hex), "%s", t->tree_id);
+	pthread_mutex_unlock(&v->mu);
+	cleanup_free char *rel = sb_snaptree_path(tree, node);
+	cleanup_free char *source = sb_snaptree_source_path(tree, node);
+	cleanup_free char *what = xasprintf("%s%s@%s:/%s", strcmp(v->label, "local") == 0 ? "" : "cloud:",
+					    snap->stack, snap->name, rel);
+	uint8_t root[SB_RESTIC_ID_LEN];
+	if (sb_restic_id_parse(tree_hex, strlen(tree_hex), root) < 0) {
+		sb_error("reading %s failed: its snapshot's tree is not known", what);
+		return -EIO;
+	}
+	struct sb_restictree *rt;
+	const struct sb_restic_node *nd;
+	struct sb_resticfile *f = NULL;
+	char *err = NULL;
+	int rc = sb_resticrepo_lookup(native, root, source, &rt, &nd, &err);
+	if (rc == 0) {
+		rc = sb_resticfile_open(native, nd, what, &f, &err);
+		sb_restictree_unref(rt);
+	}
+	if (rc < 0) {
+		sb_error("reading %s failed: %s", what, err);
+		free(err);
+		return -EIO;
+	}
+	*out = sb_snapfile_direct(sb_resticfile_size(f), &native_source, f);
+	return 0;
+}
+
 int sb_snapview_open(struct sb_snapview *v, const struct sb_snapview_snap *snap,
 		     struct sb_snaptree *tree, sb_snode_id node, struct sb_snapfile **out)
 {
@@ -1136,9 +1330,12 @@ int sb_snapview_open(struct sb_snapview *v, const struct sb_snapview_snap *snap,
 		return -EISDIR;
 	if (!S_ISREG(mode))
 		return -EINVAL;
+	uint64_t size = sb_snaptree_size(tree, node);
+	struct sb_resticrepo *native = native_of(v);
+	if (native)
+		return size == 0 ? 0 : open_native(v, native, snap, tree, node, out);
 	if (!v->content)
 		return -ENOTSUP;
-	uint64_t size = sb_snaptree_size(tree, node);
 	if (size == 0)
 		return 0;
 	char key[96];
@@ -1304,6 +1501,7 @@ struct sb_snapview *sb_snapview_new(const struct sb_snapview_opts *o, char **err
 	const char *local = snap_repo_local_path(v->r.repository);
 	if (local)
 		v->snapdir = xasprintf("%s/snapshots", local);
+	v->backend = local && o->cfg->snapshot_reader == SB_SNAPSHOT_READER_AUTO ? BACKEND_UNDECIDED : BACKEND_RESTIC;
 	v->list_cache = xasprintf("%s/cache/snapshots-%s.json", o->cfg->state_dir, v->label);
 	v->tree_dir = xasprintf("%s/cache/trees/%s", o->cfg->state_dir, v->label);
 	long mb = o->cfg->snapshot_cache_mb > 0 ? o->cfg->snapshot_cache_mb : 1;
@@ -1349,6 +1547,7 @@ void sb_snapview_free(struct sb_snapview *v)
 		sb_snaptree_unref(t->tree);
 		free(t->cost);
 		free(t->root);
+		free(t->native_root);
 		free(t->label);
 		free(t->error);
 		free(t->spec_stack);
@@ -1364,6 +1563,7 @@ void sb_snapview_free(struct sb_snapview *v)
 	free(v->list_cache);
 	free(v->tree_dir);
 	free(v->label);
+	sb_resticrepo_free(v->native);
 	sb_restic_close(&v->r);
 	free(v);
 }

@@ -34,7 +34,9 @@ static struct json_object *status_object(struct sbfs_ctx *c)
 {
 	struct sb_status_snapshot snap;
 	sb_queue_status(c->fs->queue, &snap);
-	return sb_status_json(&c->fs->cfg, &snap);
+	struct json_object *o = sb_status_json(&c->fs->cfg, &snap);
+	sbfs_snap_status(c->fs, o);
+	return o;
 }
 
 static int read_status(struct sbfs_ctx *c, struct sb_buf *out)

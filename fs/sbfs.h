@@ -159,6 +159,8 @@ int sbfs_snap_start(struct sbfs *fs, char **err);
 void sbfs_snap_invalidate(struct sbfs *fs);
 /* Stops and frees it, once no request and no queue thread can call in. */
 void sbfs_snap_stop(struct sbfs *fs);
+/* Adds "snapshots": {"local": BACKEND, "cloud": BACKEND} (who reads each repository) to status o. */
+void sbfs_snap_status(struct sbfs *fs, struct json_object *o);
 /* out = ops, with paths below snapshots/ and cloud/snapshots/ answered by snapshots.c. */
 void sbfs_snap_wrap(const struct fuse_operations *ops, struct fuse_operations *out);
 

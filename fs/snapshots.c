@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -864,6 +865,24 @@ void sbfs_snap_invalidate(struct sbfs *fs)
 	if (s->cloud)
 		sb_snapview_invalidate(s->cloud);
 	pthread_mutex_unlock(&s->cloud_mu);
+}
+
+void sbfs_snap_status(struct sbfs *fs, struct json_object *o)
+{
+	struct sbfs_snap *s = fs->snap;
+	if (!s)
+		return;
+	char buf[64];
+	struct json_object *snap = json_object_new_object();
+	sb_snapview_backend(s->local, buf, sizeof(buf));
+	json_object_object_add(snap, "local", json_object_new_string(buf));
+	pthread_mutex_lock(&s->cloud_mu);
+	if (s->cloud) {
+		sb_snapview_backend(s->cloud, buf, sizeof(buf));
+		json_object_object_add(snap, "cloud", json_object_new_string(buf));
+	}
+	pthread_mutex_unlock(&s->cloud_mu);
+	json_object_object_add(o, "snapshots", snap);
 }
 
 void sbfs_snap_stop(struct sbfs *fs)

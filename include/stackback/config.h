@@ -33,6 +33,12 @@ enum sb_snapshot_mode {
 	SB_SNAPSHOT_MODE_REFLINK,
 };
 
+/** SNAPSHOT_READER: who reads repositories for browsing. */
+enum sb_snapshot_reader {
+	SB_SNAPSHOT_READER_AUTO,    /**< the native reader for local repositories, restic for others */
+	SB_SNAPSHOT_READER_RESTIC,  /**< always restic */
+};
+
 /** The effective configuration. Every string is owned by the struct. */
 struct sb_config {
 	/* [docker] */
@@ -71,6 +77,7 @@ struct sb_config {
 	bool allow_loose_permissions;
 	long snapshot_cache_mb;
 	long content_cache_mb;
+	enum sb_snapshot_reader snapshot_reader;
 	enum sb_snapshot_mode snapshot_mode;
 	char *snapshot_staging;   /**< NULL = default next to the stack */
 	char *notify_command;

@@ -125,6 +125,22 @@ ssize_t sb_snapfile_read(struct sb_snapfile *f, void *buf, size_t len, uint64_t 
 ssize_t sb_snapfile_wait(struct sb_snapfile *f, uint64_t off, size_t len, int *fd);
 /** The item's size. */
 uint64_t sb_snapfile_size(const struct sb_snapfile *f);
+
+/** How a file served without the cache is read (snapview's native reader). */
+struct sb_snapfile_source {
+	/** pread-like: the byte count (short only at the end), or -errno. */
+	ssize_t (*read)(void *data, void *buf, size_t len, uint64_t off);
+	/** Frees data. */
+	void (*close)(void *data);
+};
+
+/**
+ * A handle that reads straight from src instead of a cache file: the
+ * bytes need no fetch first (a native read decrypts only the blobs a
+ * range needs). Takes ownership of data. sb_snapfile_wait() does not
+ * apply to it (-ENOTSUP); sb_snapfile_read(), _size() and _close() do.
+ */
+struct sb_snapfile *sb_snapfile_direct(uint64_t size, const struct sb_snapfile_source *src, void *data);
 /** Closes a handle. The item stays cached (or keeps being fetched) if it fits the budget. */
 void sb_snapfile_close(struct sb_snapfile *f);
 

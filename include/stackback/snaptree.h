@@ -8,7 +8,7 @@
  * the snapshot holds symlinks (restic 0.14's JSON has none), and is then
  * never modified, so any number of threads may read it without locks.
  *
- * Layout: one array of fixed-size nodes (48 bytes) and one string pool.
+ * Layout: one array of fixed-size nodes (56 bytes) and one string pool.
  * Names are interned (each distinct name is stored once), the children
  * of a directory are contiguous and sorted by name (binary search for
  * lookups, cheap readdir offsets), and node 0 is the root: the directory
@@ -85,7 +85,8 @@ const char *sb_snaptree_link(const struct sb_snaptree *t, sb_snode_id id);
 
 /**
  * Fills st: mode, uid, gid, size, blocks, mtime (also atime and ctime),
- * nlink (2 + subdirectories for directories), st_ino = id + 1.
+ * nlink (2 + subdirectories for directories; others the link count the
+ * native reader found, else 1), st_ino = id + 1.
  */
 void sb_snaptree_stat(const struct sb_snaptree *t, sb_snode_id id, struct stat *st);
 
@@ -135,6 +136,32 @@ void sb_snaptree_builder_feed_long(struct sb_snaptree_builder *b, const char *li
 struct sb_snaptree *sb_snaptree_builder_finish(struct sb_snaptree_builder *b, char **err);
 /** The full id of the snapshot line, or NULL if none was seen. Borrowed. */
 const char *sb_snaptree_builder_snapshot_id(const struct sb_snaptree_builder *b);
+
+/** One node for sb_snaptree_builder_add(); strings need no NUL and are copied. */
+struct sb_snaptree_entry {
+	const char *name;      /**< ignored for the root */
+	size_t name_len;
+	mode_t mode;           /**< st_mode */
+	uint32_t uid, gid;
+	uint64_t size;         /**< regular files */
+	int64_t mtime_s;
+	uint32_t mtime_ns;
+	const char *link;      /**< symlinks: the target, or NULL */
+	size_t link_len;
+	uint32_t nlink;        /**< non-directories: the link count, 0 if unknown */
+};
+
+/**
+ * The other way to build a tree, for a reader that walks the
+ * repository itself (resticrepo.h): nodes added one by one instead of
+ * `restic ls` lines, into a builder made with a root path. The root comes first (parent SB_SNODE_NONE, a
+ * directory), then each node after its directory, parent being the id
+ * this function returned for it. Ids here are the builder's own; the
+ * finished tree lays nodes out anew. Returns the id, or SB_SNODE_NONE
+ * with *err (caller frees), after which the builder is unusable.
+ */
+sb_snode_id sb_snaptree_builder_add(struct sb_snaptree_builder *b, sb_snode_id parent,
+				    const struct sb_snaptree_entry *e, char **err);
 
 /**
  * Runs `restic ls --json` (and `restic ls -l` when needed) on snapshot

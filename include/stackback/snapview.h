@@ -5,6 +5,9 @@
  * cloud (`cloud/snapshots/`). The control filesystem, `stackback ls`/`get`
  * and the TUI all browse through it. Knows nothing of FUSE.
  *
+ * - A repository on a local path is read by the native reader
+ *   (resticrepo.h): the list, trees and contents below come from it
+ *   without restic; a format it refuses falls back to restic.
  * - The snapshot list comes from `restic snapshots --json`, run in the
  *   background; it is re-read after sb_snapview_invalidate() (the daemon
  *   calls it after every job) and, for a repository on a local path, when
@@ -102,9 +105,11 @@ int sb_snapview_tree(struct sb_snapview *v, const struct sb_snapview_snap *snap,
 		     struct sb_snaptree **tree, char **err);
 
 /**
- * Opens regular file node of snap's tree for reading through the content
- * cache, starting its fetch if nobody has it. Returns 0 with *out, or
- * -EISDIR/-EINVAL (not a regular file), -ENOTSUP (no content cache).
+ * Opens regular file node of snap's tree for reading: with the native
+ * reader straight from the repository, else through the content cache,
+ * starting its fetch if nobody has it. Returns 0 with *out (NULL for an
+ * empty file), or -EISDIR/-EINVAL (not a regular file), -ENOTSUP (no
+ * content cache on the restic path), -EIO (logged).
  */
 int sb_snapview_open(struct sb_snapview *v, const struct sb_snapview_snap *snap,
 		     struct sb_snaptree *tree, sb_snode_id node, struct sb_snapfile **out);
@@ -117,6 +122,13 @@ uint64_t sb_snapview_generation(struct sb_snapview *v);
 
 /** The repository this view reads. Borrowed. */
 const char *sb_snapview_repository(const struct sb_snapview *v);
+
+/**
+ * Who reads the repository, for status and logs, into buf: "native
+ * (format version N)" (resticrepo.h, a local repository), "restic", or
+ * "native, not opened yet".
+ */
+void sb_snapview_backend(struct sb_snapview *v, char *buf, size_t size);
 
 /**
  * Copies path (a file, directory or symlink of snap's tree; "" or "/"

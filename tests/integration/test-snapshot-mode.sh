@@ -136,6 +136,13 @@ check_snapshot() {
 		fail "$name: no tick after the stop: the stack did not run during the backup"
 }
 
+note "a dry run says what snapshot mode would do, and does nothing"
+run backup --dry-run "$WEB"
+assert_eq "$RC" 0 "dry run: $ERR"
+assert_contains "$ERR" "dry run: stack '$WEB' is running; would stop it, snapshot it (SNAPSHOT_MODE), start it, then back up the snapshot"
+[ ! -e "$T/stacks/.stackback-staging" ] || fail "a dry run made a staging area"
+[ ! -e "$T/wrapper.log" ] || fail "a dry run ran restic backup"
+
 note "btrfs: a read-only subvolume snapshot; the stack runs while restic reads it"
 run backup --json "$WEB"
 assert_eq "$RC" 0 "btrfs backup: $ERR"

@@ -8,6 +8,8 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib-fs.sh"
 need restic pgrep cmp
 
+# restic's failures: the native reader's are in test-snapshots-native.sh.
+export SNAPSHOT_READER=restic
 sb_write_config
 WEB="${P}web"
 SRC="$T/stacks/$WEB"

@@ -9,6 +9,9 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib-fs.sh"
 need restic cmp find
 
+# The restic path (content cache, restic dump); test-snapshots-native.sh
+# runs the same kind of checks through the native reader.
+export SNAPSHOT_READER=restic
 sb_write_config
 WEB="${P}web"
 SRC="$T/stacks/$WEB"

@@ -35,13 +35,18 @@ sb_stack_up "$BAD"
 sb init >/dev/null 2>&1 || fail "stackback init"
 DIRLIST="$T/state/dirlist"
 
-# A private tmux server: nothing of the user's tmux is touched.
-TS="sbtui-$P"
-on_exit "tmux -L '$TS' kill-server"
+# A private tmux server per start: nothing of the user's tmux is touched,
+# and a new client never meets the previous server while it still exits
+# (tmux then says "server exited unexpectedly").
+tui_starts=0
+TS="sbtui-$P-0"
+on_exit 'for ((n = 0; n <= tui_starts; n++)); do tmux -L "sbtui-$P-$n" kill-server; done'
 # Starts the TUI in a fresh 80x24 window; after it exits the pane says how, and how the terminal was left.
 start_tui() {
 	local cfg=${1:-$CFG}
 	tmux -L "$TS" kill-server >/dev/null 2>&1 || true
+	tui_starts=$((tui_starts + 1))
+	TS="sbtui-$P-$tui_starts"
 	tmux -L "$TS" -f /dev/null new-session -d -x 80 -y 24 -s tui \
 		"env TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 '$SBTUI' -c '$cfg'; echo \"TUI-EXITED rc=\$?\"; stty -a | tr ' ' '\n' | grep -x -- '-\{0,1\}echo' | sed 's/^/STTY /'; sleep 900"
 	wait_screen "1 Stacks"
@@ -334,7 +339,6 @@ cp "$CFG" "$T/bad.ini"
 printf 'DOCKER_TIMEOUT=soon\n' >>"$T/bad.ini"
 chmod 600 "$T/bad.ini"
 bad_line=$(wc -l <"$T/bad.ini")
-tmux -L "$TS" kill-server >/dev/null 2>&1 || true
 start_tui "$T/bad.ini"
 wait_screen "Validation: 1 error(s)"
 wait_screen "$T/bad.ini:$bad_line: error:"

@@ -107,6 +107,8 @@ static int group_setup(void **state)
 	W.cfg.restic_repository = xstrdup(W.repo);
 	W.cfg.restic_password = xstrdup("sv-secret-81");
 	W.cfg.backup_timeout = 120;
+	/* The restic path: a local repository is otherwise read natively (torture_resticrepo_real). */
+	W.cfg.snapshot_reader = SB_SNAPSHOT_READER_RESTIC;
 	assert_int_equal(sb_mkdir_p(W.cfg.state_dir, 0700), 0);
 	return 0;
 }
