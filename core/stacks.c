@@ -240,10 +240,63 @@ static void dirlist_push_entry(struct sb_dirlist *dl, char *key, bool enabled, i
 	dl->entries[dl->n++] = (struct sb_dirlist_entry){.key = key, .enabled = enabled, .line = line};
 }
 
+/*
+ * The entries seen so far by key, so the duplicate check of a dirlist of
+ * 1,000 stacks costs 1,000 probes rather than half a million comparisons
+ * (the control filesystem parses it on every toggle). Open addressing; a
+ * slot holds an entry's index + 1, 0 is empty.
+ */
+struct key_table {
+	size_t *slot;
+	size_t cap; /* a power of two, at least twice the entries */
+};
+
+static size_t key_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ull; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return (size_t)h;
+}
+
+/* The slot holding key, or the empty slot where it belongs. */
+static size_t key_table_probe(const struct key_table *t, const struct sb_dirlist *dl, const char *key)
+{
+	size_t i = key_hash(key) & (t->cap - 1);
+	while (t->slot[i] && strcmp(dl->entries[t->slot[i] - 1].key, key) != 0)
+		i = (i + 1) & (t->cap - 1);
+	return i;
+}
+
+/* The entry for key, or NULL. */
+static const struct sb_dirlist_entry *key_table_find(const struct key_table *t,
+						     const struct sb_dirlist *dl, const char *key)
+{
+	if (!t->cap)
+		return NULL;
+	size_t i = key_table_probe(t, dl, key);
+	return t->slot[i] ? &dl->entries[t->slot[i] - 1] : NULL;
+}
+
+/* Records dl's last entry (its key is not in the table yet). */
+static void key_table_add_last(struct key_table *t, const struct sb_dirlist *dl)
+{
+	if (dl->n * 2 > t->cap) {
+		struct key_table grown = {.cap = t->cap ? t->cap * 2 : 64};
+		grown.slot = xcalloc(grown.cap, sizeof(*grown.slot));
+		for (size_t i = 0; i + 1 < dl->n; i++)
+			grown.slot[key_table_probe(&grown, dl, dl->entries[i].key)] = i + 1;
+		free(t->slot);
+		*t = grown;
+	}
+	t->slot[key_table_probe(t, dl, dl->entries[dl->n - 1].key)] = dl->n;
+}
+
 int sb_dirlist_parse(const char *text, size_t len, const char *file, struct sb_dirlist *dl,
 		     struct sb_diags *diags)
 {
 	*dl = (struct sb_dirlist){0};
+	struct key_table seen = {0};
 	int rc = 0;
 	size_t pos = 0;
 	int lineno = 0;
@@ -289,22 +342,18 @@ int sb_dirlist_parse(const char *text, size_t len, const char *file, struct sb_d
 			rc = -1;
 			continue;
 		}
-		bool dup = false;
-		for (size_t k = 0; k < dl->n; k++) {
-			if (strcmp(dl->entries[k].key, key) == 0) {
-				sb_diags_add(diags, file, lineno, SB_DIAG_ERROR,
-					     "duplicate entry for stack '%s' (first on line %d)", key,
-					     dl->entries[k].line);
-				dup = true;
-				rc = -1;
-				break;
-			}
+		const struct sb_dirlist_entry *first = key_table_find(&seen, dl, key);
+		if (first) {
+			sb_diags_add(diags, file, lineno, SB_DIAG_ERROR,
+				     "duplicate entry for stack '%s' (first on line %d)", key, first->line);
+			rc = -1;
+			continue;
 		}
-		if (!dup) {
-			dirlist_push_entry(dl, key, enabled, lineno);
-			key = NULL;
-		}
+		dirlist_push_entry(dl, key, enabled, lineno);
+		key = NULL;
+		key_table_add_last(&seen, dl);
 	}
+	free(seen.slot);
 	return rc;
 }
 
@@ -485,30 +534,77 @@ static void add_conflict(struct sb_stack *st, const char *msg)
 	st->conflict = both;
 }
 
+/* Stacks ordered by compose project name, then by index. */
+struct by_project {
+	const char *project;
+	size_t index;
+};
+
+static int by_project_cmp(const void *a, const void *b)
+{
+	const struct by_project *x = a, *y = b;
+	int c = strcmp(x->project, y->project);
+	return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+struct clash {
+	size_t a, b; /* indexes into the selection, a < b */
+};
+
+static int clash_cmp(const void *x, const void *y)
+{
+	const struct clash *p = x, *q = y;
+	if (p->a != q->a)
+		return (p->a > q->a) - (p->a < q->a);
+	return (p->b > q->b) - (p->b < q->b);
+}
+
+/*
+ * Two stacks clash when they share a name or a compose project name. The
+ * project name follows from the name, so every clash is between stacks
+ * of one project: sorting by project finds them in n log n (the control
+ * filesystem loads 1,000 stacks on every toggle), and sorting the pairs
+ * keeps each stack's messages in the order of the selection.
+ */
 static void find_conflicts(struct sb_selection *sel)
 {
-	char **projects = xcalloc(sel->n, sizeof(*projects));
+	struct by_project *order = xcalloc(sel->n ? sel->n : 1, sizeof(*order));
 	for (size_t i = 0; i < sel->n; i++)
-		projects[i] = sb_compose_project_name(sel->stacks[i].name);
-	for (size_t i = 0; i < sel->n; i++) {
-		for (size_t j = i + 1; j < sel->n; j++) {
-			struct sb_stack *a = &sel->stacks[i], *b = &sel->stacks[j];
-			cleanup_free char *msg = NULL;
-			if (strcmp(a->name, b->name) == 0)
-				msg = xasprintf("stacks '%s' (%s) and '%s' (%s) have the same name", a->name,
-						a->path, b->name, b->path);
-			else if (strcmp(projects[i], projects[j]) == 0)
-				msg = xasprintf("stacks '%s' (%s) and '%s' (%s) have the same compose project name '%s'",
-						a->name, a->path, b->name, b->path, projects[i]);
-			if (msg) {
-				add_conflict(a, msg);
-				add_conflict(b, msg);
+		order[i] = (struct by_project){sb_compose_project_name(sel->stacks[i].name), i};
+	qsort(order, sel->n, sizeof(*order), by_project_cmp);
+
+	struct clash *clashes = NULL;
+	size_t n_clashes = 0;
+	for (size_t g = 0; g < sel->n;) {
+		size_t end = g + 1;
+		while (end < sel->n && strcmp(order[end].project, order[g].project) == 0)
+			end++;
+		for (size_t i = g; i < end; i++) {
+			for (size_t j = i + 1; j < end; j++) {
+				clashes = xrealloc(clashes, (n_clashes + 1) * sizeof(*clashes));
+				clashes[n_clashes++] = (struct clash){order[i].index, order[j].index};
 			}
 		}
+		g = end;
 	}
+	qsort(clashes, n_clashes, sizeof(*clashes), clash_cmp);
+
+	for (size_t k = 0; k < n_clashes; k++) {
+		struct sb_stack *a = &sel->stacks[clashes[k].a], *b = &sel->stacks[clashes[k].b];
+		cleanup_free char *project = sb_compose_project_name(a->name);
+		cleanup_free char *msg =
+			strcmp(a->name, b->name) == 0
+				? xasprintf("stacks '%s' (%s) and '%s' (%s) have the same name", a->name,
+					    a->path, b->name, b->path)
+				: xasprintf("stacks '%s' (%s) and '%s' (%s) have the same compose project name '%s'",
+					    a->name, a->path, b->name, b->path, project);
+		add_conflict(a, msg);
+		add_conflict(b, msg);
+	}
+	free(clashes);
 	for (size_t i = 0; i < sel->n; i++)
-		free(projects[i]);
-	free(projects);
+		free((char *)order[i].project);
+	free(order);
 }
 
 /* Builds the selection from a parsed dirlist and a scan. */
@@ -535,13 +631,12 @@ static int build_selection(const struct sb_config *cfg, const struct sb_dirlist 
 			st->name = xstrdup(internal);
 			st->path = path_join(root, internal);
 			st->origin = SB_STACK_MISSING;
-			for (size_t k = 0; k < fl.n; k++) {
-				if (strcmp(fl.v[k].name, internal) == 0) {
-					fl.v[k].claimed = true;
-					st->compose_file = xstrdup(fl.v[k].compose_file);
-					st->origin = SB_STACK_LISTED;
-					break;
-				}
+			struct found wanted = {.name = (char *)internal};
+			struct found *f = fl.n ? bsearch(&wanted, fl.v, fl.n, sizeof(*fl.v), found_cmp) : NULL;
+			if (f) {
+				f->claimed = true;
+				st->compose_file = xstrdup(f->compose_file);
+				st->origin = SB_STACK_LISTED;
 			}
 		} else {
 			st->external = true;

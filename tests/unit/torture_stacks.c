@@ -536,6 +536,41 @@ static void test_conflicts(void **state)
 	free(ext);
 }
 
+/* Among many stacks only the clashing ones are marked, each message once, in selection order. */
+static void test_conflicts_among_many(void **state)
+{
+	struct fixture *f = *state;
+	for (int i = 0; i < 1500; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "s%04d", i);
+		make_stack_in(f->stacks, name, "compose.yaml");
+	}
+	make_stack_in(f->stacks, "S0007", "compose.yaml");
+	make_stack_in(f->outside, "s0007", "compose.yaml");
+	char *text = xasprintf("%s/s0007=true\n", f->outside);
+	write_dirlist(f, text);
+	free(text);
+	struct sb_selection sel;
+	load_ok(f, &sel);
+	assert_int_equal(sel.n, 1502);
+	size_t marked = 0;
+	for (size_t i = 0; i < sel.n; i++)
+		marked += sel.stacks[i].conflict != NULL;
+	assert_int_equal(marked, 3);
+	/* The internal s0007 clashes with the external one by name, with S0007 by project. */
+	const struct sb_stack *internal = NULL;
+	for (size_t i = 0; i < sel.n; i++)
+		if (!sel.stacks[i].external && strcmp(sel.stacks[i].name, "s0007") == 0)
+			internal = &sel.stacks[i];
+	assert_non_null(internal);
+	char *want = xasprintf("stacks 's0007' (%s/s0007) and 's0007' (%s/s0007) have the same name; "
+			       "stacks 'S0007' (%s/S0007) and 's0007' (%s/s0007) have the same compose project name 's0007'",
+			       f->outside, f->stacks, f->stacks, f->stacks);
+	assert_string_equal(internal->conflict, want);
+	free(want);
+	sb_selection_free(&sel);
+}
+
 /* ---- updates ---- */
 
 static void test_update(void **state)
@@ -808,6 +843,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_discovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_external, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conflicts_among_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_creates_and_refuses_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
