@@ -88,7 +88,9 @@ done
 assert_eq "$(probe open "$MNT/stacks/$UP/enabled/x" r)" "err ENOTDIR"
 
 note "status and status.json: the SPEC §7 object, idle at first"
-assert_eq "$(json 'sorted(d.keys())' <"$MNT/status.json")" "['cloud', 'job', 'last', 'queue', 'state']"
+# SPEC §7's keys, and the daemon's own addition: who reads each repository's snapshots.
+assert_eq "$(json 'sorted(d.keys())' <"$MNT/status.json")" "['cloud', 'job', 'last', 'queue', 'snapshots', 'state']"
+assert_eq "$(json 'sorted(d["snapshots"].keys())' <"$MNT/status.json")" "['local']"
 assert_eq "$(json 'd["state"], d["job"], d["queue"], d["last"], d["cloud"]["status"]' <"$MNT/status.json")" \
 	"idle None 0 None idle"
 status=$(cat "$MNT/status")
