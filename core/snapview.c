@@ -45,6 +45,8 @@
 #define MTIME_CHECK_S 1.0
 /* The on-disk trees may use this many times SNAPSHOT_CACHE_MB. */
 #define DISK_TREES_FACTOR 4
+/* A tree cache file in writing for longer than this was left by a crash. */
+#define STALE_TEMP_S 3600
 
 /* An immutable snapshot list, shared by readers while a new one loads. */
 struct snaplist {
@@ -493,13 +495,23 @@ static void prune_disk_trees(struct sb_snapview *v, const struct snaplist *list,
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		/*
+		 * "ID.tmp.PID" is a tree being written (by this process or a
+		 * CLI's): removing it would fail that write. Only one left over
+		 * by a crash is old.
+		 */
+		if (strlen(de->d_name) != 2 * SB_RESTIC_ID_LEN) {
+			if (strstr(de->d_name, ".tmp.") && time(NULL) - st.st_mtim.tv_sec > STALE_TEMP_S)
+				unlinkat(dirfd(d), de->d_name, 0);
+			continue;
+		}
 		if (list && !list_find_id(list, de->d_name)) {
 			unlinkat(dirfd(d), de->d_name, 0);
 			continue;
 		}
-		struct stat st;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 32;
 			all = xrealloc(all, cap * sizeof(*all));

@@ -64,7 +64,8 @@ for ((i = 0; i < 200; i++)); do
 	[ -s "$T/state/cache/trees/local/$third_id" ] && break
 	sleep 0.1
 done
-[ -s "$T/state/cache/trees/local/$third_id" ] || fail "no tree built for $third"
+[ -s "$T/state/cache/trees/local/$third_id" ] ||
+	fail "no tree built for $third; the daemon said: $(grep -E 'snapshot|repository|tree' "$MNT/log" | tail -20)"
 
 note "sync, restore: cloud/snapshots/ browses the restored copy"
 assert_eq "$(ls -A "$MNT/cloud/snapshots")" ""

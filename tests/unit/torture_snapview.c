@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -228,6 +229,19 @@ static void test_trees_and_disk_cache(void **state)
 	cleanup_free char *tree_file = xasprintf("%s/cache/trees/local/%s", W.cfg.state_dir, s.id);
 	assert_int_equal(access(tree_file, R_OK), 0);
 
+	/*
+	 * Beside it: a tree another process is writing right now, one a crash
+	 * left two hours ago, and the tree of a snapshot that is gone.
+	 */
+	cleanup_free char *writing = xasprintf("%s.tmp.999999", tree_file);
+	cleanup_free char *left = xasprintf("%s.tmp.999998", tree_file);
+	cleanup_free char *gone = xasprintf("%s/cache/trees/local/%064d", W.cfg.state_dir, 0);
+	assert_int_equal(sb_write_file_atomic(writing, "x", 1, 0600), 0);
+	assert_int_equal(sb_write_file_atomic(left, "x", 1, 0600), 0);
+	assert_int_equal(sb_write_file_atomic(gone, "x", 1, 0600), 0);
+	struct timespec old[2] = {{.tv_sec = time(NULL) - 7200}, {.tv_sec = time(NULL) - 7200}};
+	assert_int_equal(utimensat(AT_FDCWD, left, old, 0), 0);
+
 	/* A new view (a daemon restart) with restic out of reach: list and tree come from disk. */
 	cleanup_free char *path = xstrdup(getenv("PATH"));
 	setenv("PATH", "/nonexistent", 1);
@@ -243,6 +257,12 @@ static void test_trees_and_disk_cache(void **state)
 	assert_int_equal(sb_snaptree_count(t), count_entries(web) + 1);
 	sb_snaptree_unref(t);
 	sb_snapview_free(v);
+	/* The list load pruned the cache: only the write in flight survives with the live tree. */
+	assert_int_equal(access(writing, F_OK), 0);
+	assert_int_equal(access(left, F_OK), -1);
+	assert_int_equal(access(gone, F_OK), -1);
+	assert_int_equal(access(tree_file, F_OK), 0);
+	unlink(writing);
 
 	/* A damaged tree file is ignored and rebuilt through restic. */
 	assert_int_equal(sb_write_file_atomic(tree_file, "junk", 4, 0600), 0);
