@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,22 +119,24 @@ static char *canonical_mountpoint(const char *mountpoint)
 }
 
 /*
- * stat() in a child process, so that a hung daemon costs a timeout,
+ * statfs() in a child process, so that a hung daemon costs a timeout,
  * not a hang. A thread would not do: a thread stuck in a FUSE request
- * keeps the whole process from exiting. The child only calls stat()
+ * keeps the whole process from exiting. The child only calls statfs()
  * and _exit() (async-signal-safe after fork in a threaded process); if
- * it does not answer in time it is killed and left to init.
+ * it does not answer in time it is killed and left to init. statfs, not
+ * stat: the kernel keeps the mount's attributes for a second, so a stat
+ * can succeed on a mount whose daemon just died; statfs always asks.
  */
-static int stat_with_timeout(const char *path, double timeout_s)
+static int statfs_with_timeout(const char *path, double timeout_s)
 {
 	pid_t pid = fork();
 	if (pid < 0) {
-		struct stat st;
-		return stat(path, &st) < 0 ? errno : 0;
+		struct statfs sfs;
+		return statfs(path, &sfs) < 0 ? errno : 0;
 	}
 	if (pid == 0) {
-		struct stat st;
-		_exit(stat(path, &st) < 0 ? (errno & 0xff) : 0);
+		struct statfs sfs;
+		_exit(statfs(path, &sfs) < 0 ? (errno & 0xff) : 0);
 	}
 	int pidfd = (int)pidfd_open(pid, 0);
 	double deadline = sb_now_monotonic() + timeout_s;
@@ -185,7 +188,7 @@ enum sb_mount_state sb_mount_state_at(const char *mountinfo_path, const char *mo
 	}
 	bool listed = sb_mountinfo_has_stackbackfs(text, len, mp);
 
-	int e = stat_with_timeout(mp, STAT_TIMEOUT_S);
+	int e = statfs_with_timeout(mp, STAT_TIMEOUT_S);
 	if (e == ENOTCONN) {
 		*err = xasprintf("the control filesystem at %s is stale (its daemon is gone): "
 				 "unmount it with 'fusermount3 -u %s'",

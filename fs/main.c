@@ -153,8 +153,43 @@ static int load_selection(struct sbfs *fs, struct sb_selection *sel, char **err)
 	return rc;
 }
 
-/* Caller holds sel_mu. */
-static void reload_locked(struct sbfs *fs, struct stat *dirlist, struct stat *stacks)
+static int by_name(const void *a, const void *b)
+{
+	const struct sb_stack *x = *(const struct sb_stack *const *)a, *y = *(const struct sb_stack *const *)b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : (int)x->enabled - (int)y->enabled;
+}
+
+/* The stacks of one selection, ordered by name then enabled (caller frees). */
+static const struct sb_stack **sorted_stacks(const struct sb_selection *sel)
+{
+	const struct sb_stack **v = xcalloc(sel->n + 1, sizeof(*v));
+	for (size_t i = 0; i < sel->n; i++)
+		v[i] = &sel->stacks[i];
+	qsort(v, sel->n, sizeof(*v), by_name);
+	return v;
+}
+
+/* Adds to names every stack that is in only one of a and b, or enabled in only one. */
+static void selection_changes(const struct sb_selection *a, const struct sb_selection *b, struct sb_strv *names)
+{
+	cleanup_free const struct sb_stack **x = sorted_stacks(a);
+	cleanup_free const struct sb_stack **y = sorted_stacks(b);
+	size_t i = 0, j = 0;
+	while (i < a->n || j < b->n) {
+		int c = i == a->n ? 1 : j == b->n ? -1 : by_name(&x[i], &y[j]);
+		if (c == 0) {
+			i++, j++;
+			continue;
+		}
+		const char *name = c < 0 ? x[i++]->name : y[j++]->name;
+		if (!names->n || strcmp(names->v[names->n - 1], name) != 0)
+			sb_strv_push(names, name);
+	}
+}
+
+/* Caller holds sel_mu. Adds the stacks whose entries changed to changed. */
+static void reload_locked(struct sbfs *fs, struct stat *dirlist, struct stat *stacks, struct sb_strv *changed)
 {
 	struct sb_selection sel = {0};
 	cleanup_free char *err = NULL;
@@ -193,8 +228,10 @@ static void reload_locked(struct sbfs *fs, struct stat *dirlist, struct stat *st
 	struct sbfs_sel *s = xcalloc(1, sizeof(*s));
 	s->refs = 1; /* the cache's own reference */
 	s->sel = sel;
-	if (fs->sel)
+	if (fs->sel) {
+		selection_changes(&fs->sel->sel, &sel, changed);
 		sel_unref_locked(fs->sel);
+	}
 	fs->sel = s;
 }
 
@@ -202,15 +239,20 @@ struct sbfs_sel *sbfs_sel_get(struct sbfs *fs)
 {
 	struct stat dirlist, stacks;
 	stat_sources(fs, &dirlist, &stacks);
+	struct sb_strv changed = {0};
 	pthread_mutex_lock(&fs->sel_mu);
 	/* The CLI edits the dirlist behind our back: its identity, size and mtime tell. */
 	if (!fs->sel || fs->sel_stale || !same_file(&dirlist, &fs->dirlist_st) ||
 	    !same_file(&stacks, &fs->stacks_st) ||
 	    sb_now_monotonic() - fs->sel_loaded_at >= SBFS_SELECTION_TTL)
-		reload_locked(fs, &dirlist, &stacks);
+		reload_locked(fs, &dirlist, &stacks, &changed);
 	struct sbfs_sel *s = fs->sel;
 	s->refs++;
 	pthread_mutex_unlock(&fs->sel_mu);
+	/* The CLI toggled, a stack directory came or went: the kernel must ask again. */
+	if (changed.n)
+		sbfs_forget_stacks(fs, &changed);
+	sb_strv_free(&changed);
 	return s;
 }
 
@@ -256,6 +298,7 @@ void sbfs_sel_applied(struct sbfs *fs, const char *key, bool enabled)
 	 * as the one it matches. A CLI edit racing this one is picked up by the
 	 * next reload, at the latest after SBFS_SELECTION_TTL.
 	 */
+	struct sb_strv changed = {0};
 	if (fs->sel && !fs->sel_stale) {
 		struct sbfs_sel *s = xcalloc(1, sizeof(*s));
 		s->refs = 1;
@@ -264,16 +307,37 @@ void sbfs_sel_applied(struct sbfs *fs, const char *key, bool enabled)
 			struct sb_stack *st = &s->sel.stacks[i];
 			if (st->origin == SB_STACK_NEW)
 				st->origin = SB_STACK_LISTED;
-			if (strcmp(st->dirlist_key, key) == 0)
+			if (strcmp(st->dirlist_key, key) == 0) {
 				st->enabled = enabled;
+				sb_strv_push(&changed, st->name);
+			}
 		}
 		sel_unref_locked(fs->sel);
 		fs->sel = s;
 		fs->dirlist_st = dirlist;
 	} else {
 		fs->sel_stale = true;
+		/* The reload finds the change, but only if someone asks: forget the stack's entries now. */
+		const char *slash = strrchr(key, '/');
+		sb_strv_push(&changed, slash ? slash + 1 : key);
 	}
 	pthread_mutex_unlock(&fs->sel_mu);
+	sbfs_forget_stacks(fs, &changed);
+	sb_strv_free(&changed);
+}
+
+void sbfs_forget_stacks(struct sbfs *fs, const struct sb_strv *names)
+{
+	static const char *const dirs[] = {"enabled", "disabled", "stacks", "snapshots"};
+	pthread_mutex_lock(&fs->open_mu);
+	for (size_t i = 0; fs->notify_ok && i < names->n; i++) {
+		for (size_t d = 0; d < SB_ARRAY_SIZE(dirs); d++) {
+			cleanup_free char *path = xasprintf("/%s/%s", dirs[d], names->v[i]);
+			/* -ENOENT: the kernel never looked it up, nothing to forget. */
+			fuse_invalidate_path(fs->fuse, path);
+		}
+	}
+	pthread_mutex_unlock(&fs->open_mu);
 }
 
 /* ---- poll notification ---- */
@@ -487,6 +551,7 @@ int main(int argc, char **argv)
 	}
 	pthread_mutex_lock(&fs->open_mu);
 	fs->notify_ok = true;
+	fs->fuse = fuse;
 	pthread_mutex_unlock(&fs->open_mu);
 	sb_info("control filesystem mounted at %s (pid %ld, configuration %s)", mountpoint,
 		(long)getpid(), fs->cfg.files.n ? fs->cfg.files.v[0] : "defaults");

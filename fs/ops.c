@@ -555,12 +555,11 @@ static int sbfs_statfs(const char *path, struct statvfs *st)
 static void *sbfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	/*
-	 * No kernel caching of names or attributes: stacks come and go with
-	 * the dirlist and jobs with the queue, and a listing must never be
-	 * stale. Lookups are cheap (a table walk).
+	 * Names and attributes for a second (see SBFS_CACHE_S), absent names
+	 * not at all: a stack, job or snapshot that appears is seen at once.
 	 */
-	cfg->entry_timeout = 0;
-	cfg->attr_timeout = 0;
+	cfg->entry_timeout = SBFS_CACHE_S;
+	cfg->attr_timeout = SBFS_CACHE_S;
 	cfg->negative_timeout = 0;
 	cfg->use_ino = 0;
 	return fuse_get_context()->private_data;

@@ -24,6 +24,16 @@
 #include "stackback/stackstate.h"
 #include "stackback/util.h"
 
+/*
+ * How long the kernel keeps names and attributes (ops.c). A listing is
+ * never cached; what the daemon changes itself (a toggle, a selection it
+ * reloads) it makes the kernel forget at once (sbfs_forget_stacks()), so
+ * only a stat of a name removed behind its back (a stack directory
+ * deleted, a job pruned, a snapshot forgotten by the CLI) may be this old.
+ * Without it every stat costs two round trips to the daemon: `du` of a
+ * 100,000-file snapshot took 15 s instead of about 2.
+ */
+#define SBFS_CACHE_S 1.0
 /* How long a loaded selection is trusted when neither the dirlist nor DOCKER_STACKS_DIR changed. */
 #define SBFS_SELECTION_TTL 2.0
 /*
@@ -69,9 +79,10 @@ struct sbfs {
 	bool sel_stale;            /* the next get() must reload */
 	char *sel_error;           /* the last load error, logged once */
 
-	pthread_mutex_t open_mu;   /* protects the poll list and notify_ok */
+	pthread_mutex_t open_mu;   /* protects the poll list, notify_ok and fuse */
 	struct sbfs_handle *polled;
 	bool notify_ok;            /* the session can take notifications */
+	struct fuse *fuse;         /* for notifications, set with notify_ok */
 
 	struct sbfs_snap *snap;    /* snapshot browsing (snapshots.c): set before the threads start */
 };
@@ -81,6 +92,13 @@ struct sbfs_sel *sbfs_sel_get(struct sbfs *fs);
 void sbfs_sel_put(struct sbfs *fs, struct sbfs_sel *s);
 /* Our own dirlist write set key's stack to enabled: the cache follows without a reload. */
 void sbfs_sel_applied(struct sbfs *fs, const char *key, bool enabled);
+
+/*
+ * Makes the kernel forget what it cached about these stacks' entries
+ * (enabled/, disabled/, stacks/, snapshots/), so the next stat asks the
+ * daemon (main.c). Takes open_mu: call it without sel_mu.
+ */
+void sbfs_forget_stacks(struct sbfs *fs, const struct sb_strv *names);
 
 /* Wakes every armed poll (main.c). */
 void sbfs_notify_polls(struct sbfs *fs);
