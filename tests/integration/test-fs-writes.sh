@@ -134,6 +134,16 @@ mkdir "$MNT/enabled/$DB"
 mkdir "$MNT/disabled/$DB"
 assert_eq "$(grep "^$DB=" "$DIRLIST")" "$DB=false # db"
 
+note "names the kernel keeps (a second) follow every toggle at once"
+# Each name is looked up first, so the kernel holds it when the toggle comes.
+[ -d "$MNT/disabled/$DB" ] || fail "disabled/$DB is missing"
+mkdir "$MNT/enabled/$DB"
+[ ! -e "$MNT/disabled/$DB" ] || fail "disabled/$DB still there after mkdir enabled/$DB"
+[ -d "$MNT/enabled/$DB" ] || fail "enabled/$DB is missing after mkdir"
+echo 0 >"$MNT/stacks/$DB/enabled"
+[ ! -e "$MNT/enabled/$DB" ] || fail "enabled/$DB still there after writing 0 to stacks/$DB/enabled"
+[ -d "$MNT/disabled/$DB" ] || fail "disabled/$DB is missing after writing 0 to stacks/$DB/enabled"
+
 note "stacks/NAME/enabled takes 1/0/true/false/yes/no (any case, trailing newline)"
 for v in 1 0 true false yes no TRUE No on off; do
 	case "$v" in 1 | true | yes | TRUE | on) want=true ;; *) want=false ;; esac
@@ -145,8 +155,11 @@ out=$(probe handshake "$MNT/stacks/$WEB/enabled" yes)
 assert_eq "$out" "$(printf 'ok 3\n1')" "read-back on the same descriptor"
 
 note "the CLI's edits show up in the mount at once, without a remount"
+[ -d "$MNT/disabled/$DB" ] || fail "disabled/$DB is missing"
 "$SB" -c "$CFG" enable "$DB" >/dev/null
 assert_eq "$(cat "$MNT/stacks/$DB/enabled")" 1
+# That read reloaded the selection, which makes the kernel forget what it kept.
+[ ! -e "$MNT/disabled/$DB" ] || fail "disabled/$DB still there after the CLI enabled it"
 assert_eq "$(ls "$MNT/enabled" | sort | tr '\n' ' ')" "$(printf '%s\n' "$DB" "$WEB" | sort | tr '\n' ' ')"
 "$SB" -c "$CFG" disable "$DB" "$WEB" >/dev/null
 assert_eq "$(ls "$MNT/enabled")" ""
