@@ -222,8 +222,9 @@ static int containers_by_label(const struct sb_config *cfg, const struct sb_stac
 	return rc == 0 ? 0 : -1;
 }
 
-enum sb_stack_state sb_docker_state(const struct sb_config *cfg, const struct sb_compose *compose,
-				    const struct sb_stack *stack, char **err)
+/* exact: also ask compose for the services its file defines when every container runs. */
+static enum sb_stack_state docker_state(const struct sb_config *cfg, const struct sb_compose *compose,
+					const struct sb_stack *stack, bool exact, char **err)
 {
 	if (!compose_file_present(stack))
 		return SB_STATE_MISSING;
@@ -238,6 +239,10 @@ enum sb_stack_state sb_docker_state(const struct sb_config *cfg, const struct sb
 	}
 	if (labels_ok && seen > 0 && down > 0) {
 		st = SB_STATE_PARTIAL;
+		goto out;
+	}
+	if (!exact && labels_ok && seen > 0) {
+		st = SB_STATE_RUNNING;
 		goto out;
 	}
 	/*
@@ -266,6 +271,18 @@ enum sb_stack_state sb_docker_state(const struct sb_config *cfg, const struct sb
 out:
 	sb_strv_free(&running);
 	return st;
+}
+
+enum sb_stack_state sb_docker_state(const struct sb_config *cfg, const struct sb_compose *compose,
+				    const struct sb_stack *stack, char **err)
+{
+	return docker_state(cfg, compose, stack, true, err);
+}
+
+enum sb_stack_state sb_docker_state_for_job(const struct sb_config *cfg, const struct sb_compose *compose,
+					    const struct sb_stack *stack, char **err)
+{
+	return docker_state(cfg, compose, stack, false, err);
 }
 
 int sb_docker_stop(const struct sb_config *cfg, const struct sb_compose *compose,

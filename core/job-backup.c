@@ -364,7 +364,7 @@ static void backup_stack(struct backup_run *br, const struct sb_stack *stack, st
 			    stack->path);
 		return;
 	}
-	enum sb_stack_state before = sb_docker_state(cfg, &br->compose, stack, &err);
+	enum sb_stack_state before = sb_docker_state_for_job(cfg, &br->compose, stack, &err);
 	r->state_before = xstrdup(sb_stack_state_name(before));
 	if (before == SB_STATE_UNKNOWN) {
 		stack_error(r, SB_STACK_FAILED, "stack '%s' not backed up: cannot ask docker for its state: %s",

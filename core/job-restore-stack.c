@@ -138,7 +138,7 @@ static void swap_in(struct restore_stack *rs, const char *tree)
 			fail(rs, "%s", err);
 			return;
 		}
-		enum sb_stack_state before = sb_docker_state(cfg, &compose, stack, &err);
+		enum sb_stack_state before = sb_docker_state_for_job(cfg, &compose, stack, &err);
 		rs->r.state_before = xstrdup(sb_stack_state_name(before));
 		if (before == SB_STATE_UNKNOWN) {
 			fail(rs, "cannot ask docker for its state: %s", err);

@@ -26,6 +26,8 @@
 #define METRICS_STATE "metrics.json"
 /* Counting snapshots opens the repository (~0.7 s); a listing of a big one takes a few seconds. */
 #define COUNT_TIMEOUT_S 120
+/* Snapshot counts kept up from job reports are checked against restic this often, seconds. */
+#define RECOUNT_S (6 * 3600)
 
 /* ---- reading state files: wrong types read as absent ---- */
 
@@ -142,6 +144,38 @@ static int count_snapshots(const struct sb_config *cfg, struct sb_job *job, stru
 	return 0;
 }
 
+/*
+ * A backup that forgot nothing adds one snapshot per stack it backed up:
+ * counted from its own reports, without the `restic snapshots` that would
+ * add a second or more to every job. Returns false when restic must count
+ * (never counted, snapshots forgotten, or the last full count is older
+ * than RECOUNT_S, so snapshots made or forgotten by hand are seen too).
+ */
+static bool count_from_reports(const struct sb_config *cfg, struct sb_job *job, struct json_object *m)
+{
+	double counted_at = 0;
+	if (job->req.kind != SB_JOB_BACKUP || cfg->auto_prune || !member_num(m, "snapshots_counted_at", &counted_at) ||
+	    sb_now_wall() - counted_at > RECOUNT_S)
+		return false;
+	struct json_object *stacks = child_object(m, "stacks");
+	double total = 0;
+	member_num(m, "snapshots_total", &total);
+	pthread_mutex_lock(&job->mu);
+	for (size_t i = 0; i < job->n_reports; i++) {
+		const struct sb_stack_report *r = &job->reports[i];
+		if (!r->snapshot_id)
+			continue;
+		struct json_object *st = child_object(stacks, r->name);
+		double n = 0;
+		member_num(st, "snapshots", &n);
+		json_object_object_add(st, "snapshots", json_object_new_int64((int64_t)n + 1));
+		total++;
+	}
+	pthread_mutex_unlock(&job->mu);
+	json_object_object_add(m, "snapshots_total", json_object_new_int64((int64_t)total));
+	return true;
+}
+
 void sb_metrics_record_job(const struct sb_config *cfg, struct sb_job *job)
 {
 	if (job->id <= 0 || job->req.dry_run)
@@ -153,7 +187,7 @@ void sb_metrics_record_job(const struct sb_config *cfg, struct sb_job *job)
 
 	enum sb_job_kind kind = job->req.kind;
 	if ((kind == SB_JOB_BACKUP || kind == SB_JOB_FORGET || kind == SB_JOB_RESTORE_STACK) &&
-	    !atomic_load(&job->cancel)) {
+	    !atomic_load(&job->cancel) && !count_from_reports(cfg, job, m)) {
 		cleanup_free char *err = NULL;
 		if (count_snapshots(cfg, job, m, &err) < 0)
 			sb_debug("snapshot counts for metrics not updated: %s", err);

@@ -46,6 +46,16 @@ enum sb_stack_state sb_docker_state(const struct sb_config *cfg, const struct sb
 				    const struct sb_stack *stack, char **err);
 
 /**
+ * The same for a job, which only needs to know whether the stack runs:
+ * when docker shows containers of the stack, their states decide, without
+ * asking compose which services its file defines (a docker-compose v1 run
+ * costs up to a second before every stop). A service whose container was
+ * never created then does not make the stack partial.
+ */
+enum sb_stack_state sb_docker_state_for_job(const struct sb_config *cfg, const struct sb_compose *compose,
+					    const struct sb_stack *stack, char **err);
+
+/**
  * Stops (STOP_MODE=stop) or takes down (down) the stack. Returns 0, or
  * -1 with *err (caller frees).
  */

@@ -190,8 +190,9 @@ static void test_compose_detect(void **state)
 	free(err);
 }
 
-static void expect_state(const struct sb_config *cfg, const struct sb_compose *c, const struct sb_stack *st,
-			 enum sb_stack_state want)
+/* want: what sb_docker_state() says; want_job: sb_docker_state_for_job(). */
+static void expect_states(const struct sb_config *cfg, const struct sb_compose *c, const struct sb_stack *st,
+			  enum sb_stack_state want, enum sb_stack_state want_job)
 {
 	char *err = NULL;
 	enum sb_stack_state got = sb_docker_state(cfg, c, st, &err);
@@ -199,6 +200,17 @@ static void expect_state(const struct sb_config *cfg, const struct sb_compose *c
 		fail_msg("stack state: expected %s, got %s (%s)", sb_stack_state_name(want),
 			 sb_stack_state_name(got), err ? err : "no error");
 	assert_null(err);
+	got = sb_docker_state_for_job(cfg, c, st, &err);
+	if (got != want_job)
+		fail_msg("stack state for a job: expected %s, got %s (%s)", sb_stack_state_name(want_job),
+			 sb_stack_state_name(got), err ? err : "no error");
+	assert_null(err);
+}
+
+static void expect_state(const struct sb_config *cfg, const struct sb_compose *c, const struct sb_stack *st,
+			 enum sb_stack_state want)
+{
+	expect_states(cfg, c, st, want, want);
 }
 
 static void test_stack_lifecycle(void **state)
@@ -213,8 +225,16 @@ static void test_stack_lifecycle(void **state)
 
 	expect_state(&cfg, &c, &st, SB_STATE_STOPPED);
 
-	/* One of two services up: partial. */
+	/*
+	 * One of two services up, the other never created: partial; a job
+	 * sees every container the stack has running and does not ask compose.
+	 */
 	sh("cd '%s' && %s -f docker-compose.yml up -d app >/dev/null 2>&1", stack_dir, words);
+	expect_states(&cfg, &c, &st, SB_STATE_PARTIAL, SB_STATE_RUNNING);
+	sh("cd '%s' && %s -f docker-compose.yml up -d >/dev/null 2>&1", stack_dir, words);
+	expect_state(&cfg, &c, &st, SB_STATE_RUNNING);
+	/* One of two containers stopped: partial for both. */
+	sh("cd '%s' && %s -f docker-compose.yml stop -t 1 app >/dev/null 2>&1", stack_dir, words);
 	expect_state(&cfg, &c, &st, SB_STATE_PARTIAL);
 	sh("cd '%s' && %s -f docker-compose.yml up -d >/dev/null 2>&1", stack_dir, words);
 	expect_state(&cfg, &c, &st, SB_STATE_RUNNING);

@@ -597,6 +597,36 @@ static void test_record_jobs(void **state)
 	assert_line(text, "stackback_stack_last_success_timestamp_seconds{stack=\"web\"} 1700000020");
 	free(text);
 
+	/*
+	 * A backup that forgot nothing counts from its reports: restic is
+	 * not asked (with the repository out of reach, a recount could not
+	 * have moved web to 3).
+	 */
+	char *repo = f->cfg.restic_repository;
+	f->cfg.restic_repository = (char *)"/nonexistent/repo";
+	job = finished_job(10, SB_JOB_BACKUP, false);
+	add_report(job, "web", SB_STACK_OK);
+	job->reports[0].snapshot_id = xstrdup("0123456789abcdef");
+	add_report(job, "db", SB_STACK_FAILED);
+	sb_metrics_record_job(&f->cfg, job);
+	sb_job_free(job);
+	assert_true(kept_number(f, "web", "snapshots") == 3);
+	assert_true(kept_number(f, "db", "snapshots") == 1);
+	assert_true(kept_number(f, NULL, "snapshots_total") == 4);
+	f->cfg.restic_repository = repo;
+	/* With retention on, or a full count older than 6 hours, restic counts again. */
+	f->cfg.auto_prune = true;
+	job = finished_job(11, SB_JOB_BACKUP, false);
+	sb_metrics_record_job(&f->cfg, job);
+	sb_job_free(job);
+	assert_true(kept_number(f, "web", "snapshots") == 2);
+	f->cfg.auto_prune = false;
+	put_state(f, "metrics.json", "{\"stacks\":{\"web\":{\"snapshots\":40}},\"snapshots_counted_at\":1000}");
+	job = finished_job(12, SB_JOB_BACKUP, false);
+	sb_metrics_record_job(&f->cfg, job);
+	sb_job_free(job);
+	assert_true(kept_number(f, "web", "snapshots") == 2);
+
 	/* A cancelled job does not recount: the counts stay as they were. */
 	job = finished_job(7, SB_JOB_BACKUP, false);
 	atomic_store(&job->cancel, true);
