@@ -139,13 +139,19 @@ static char *path_join(const char *dir, const char *name)
 	return xasprintf("%.*s/%s", (int)len, dir, name);
 }
 
-/* The compose file inside the directory open as dirfd, or NULL. */
-static const char *compose_file_at(int dirfd)
+/*
+ * The compose file inside directory sub of dirfd ("" for dirfd itself),
+ * or NULL. One fstatat per candidate, without opening sub: discovery of
+ * 1,000 stacks runs on every toggle.
+ */
+static const char *compose_file_at(int dirfd, const char *sub)
 {
 	for (size_t i = 0; i < SB_ARRAY_SIZE(compose_names); i++) {
+		char path[NAME_MAX + 32];
+		snprintf(path, sizeof(path), "%s%s%s", sub, *sub ? "/" : "", compose_names[i]);
 		struct stat st;
 		/* A FIFO or directory of that name must not count (nor block a reader). */
-		if (fstatat(dirfd, compose_names[i], &st, 0) == 0 && S_ISREG(st.st_mode))
+		if (fstatat(dirfd, path, &st, 0) == 0 && S_ISREG(st.st_mode))
 			return compose_names[i];
 	}
 	return NULL;
@@ -156,7 +162,7 @@ char *sb_find_compose_file(const char *dir)
 	cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
-	const char *name = compose_file_at(fd);
+	const char *name = compose_file_at(fd, "");
 	return name ? path_join(dir, name) : NULL;
 }
 
@@ -453,19 +459,21 @@ static int scan_stacks_dir(const char *dir, struct sb_selection *sel, struct fou
 		const char *name = de->d_name;
 		if (name[0] == '.')
 			continue; /* hidden, and "." / ".." */
-		struct stat st;
-		if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue; /* vanished while we looked */
-		if (S_ISLNK(st.st_mode)) {
+		unsigned char type = de->d_type;
+		if (type == DT_UNKNOWN) {
+			/* Filesystems that do not fill d_type. */
+			struct stat st;
+			if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue; /* vanished while we looked */
+			type = S_ISLNK(st.st_mode) ? DT_LNK : S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
+		}
+		if (type == DT_LNK) {
 			if (!symlink_inside(sel, dir, name, real_root))
 				continue;
-		} else if (!S_ISDIR(st.st_mode)) {
+		} else if (type != DT_DIR) {
 			continue; /* a plain file next to the stacks is not a stack */
 		}
-		int fd = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		const char *compose = fd >= 0 ? compose_file_at(fd) : NULL;
-		if (fd >= 0)
-			close(fd);
+		const char *compose = compose_file_at(dirfd(d), name);
 		cleanup_free char *path = path_join(dir, name);
 		if (!compose) {
 			skip(sel, path, "no compose file (compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml)");
