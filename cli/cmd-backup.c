@@ -24,38 +24,11 @@ const struct cli_cmd cmd_backup = {
 
 static int cmd_backup_exec(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"dry-run", no_argument, NULL, 'n'},
-		{"json", no_argument, NULL, 'j'},
-		{"wait-lock", no_argument, NULL, 'w'},
-		{0},
-	};
+	static const struct cli_job_flags flags = {.dry_run = true};
 	struct sb_job_request req = {.kind = SB_JOB_BACKUP};
 	struct cli_jobrun_opts o = {0};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n':
-			req.dry_run = true;
-			break;
-		case 'j':
-			o.json = true;
-			break;
-		case 'w':
-			o.wait_lock = true;
-			break;
-		default:
-			return cli_usage(&cmd_backup);
-		}
-	}
-	for (int i = optind; i < argc; i++) {
-		if (!sb_stack_name_valid(argv[i])) {
-			cli_error("'%s' is not a valid stack name", argv[i]);
-			sb_job_request_free(&req);
-			return CLI_EXIT_USAGE;
-		}
-		if (!sb_strv_contains(&req.stacks, argv[i]))
-			sb_strv_push(&req.stacks, argv[i]);
-	}
-	return cli_run_job(ctx, &req, &o);
+	int rc = cli_job_options(&cmd_backup, argc, argv, &flags, &req, &o);
+	if (rc == 0)
+		rc = cli_job_stacks(argc, argv, &req);
+	return rc ? rc : cli_run_job(ctx, &req, &o);
 }

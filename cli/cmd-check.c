@@ -18,32 +18,27 @@ const struct cli_cmd cmd_check = {
 	.exec = cmd_check_exec,
 };
 
+static int take_check_option(int opt, const char *arg, struct sb_job_request *req)
+{
+	(void)arg;
+	if (opt != 'r')
+		return -1;
+	req->read_data = true;
+	return 0;
+}
+
 static int cmd_check_exec(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
+	static const struct option own[] = {
 		{"read-data", no_argument, NULL, 'r'},
-		{"json", no_argument, NULL, 'j'},
-		{"wait-lock", no_argument, NULL, 'w'},
 		{0},
 	};
+	static const struct cli_job_flags flags = {.extra = own, .on_extra = take_check_option};
 	struct sb_job_request req = {.kind = SB_JOB_CHECK};
 	struct cli_jobrun_opts o = {0};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'r':
-			req.read_data = true;
-			break;
-		case 'j':
-			o.json = true;
-			break;
-		case 'w':
-			o.wait_lock = true;
-			break;
-		default:
-			return cli_usage(&cmd_check);
-		}
-	}
+	int rc = cli_job_options(&cmd_check, argc, argv, &flags, &req, &o);
+	if (rc)
+		return rc;
 	if (optind < argc) {
 		cli_error("check takes no arguments");
 		return cli_usage(&cmd_check);

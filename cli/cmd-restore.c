@@ -35,47 +35,36 @@ static char *absolute_path(const char *path)
 	return xasprintf("%s/%s", cwd, path);
 }
 
+static int take_restore_option(int opt, const char *arg, struct sb_job_request *req)
+{
+	if (opt == 'f') {
+		req->force = true;
+		return 0;
+	}
+	if (opt != 't')
+		return -1;
+	if (!*arg) {
+		cli_error("--to needs a directory");
+		return -1;
+	}
+	free(req->target);
+	req->target = absolute_path(arg);
+	return 0;
+}
+
 static int cmd_restore_exec(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
+	static const struct option own[] = {
 		{"to", required_argument, NULL, 't'},
 		{"force", no_argument, NULL, 'f'},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"json", no_argument, NULL, 'j'},
-		{"wait-lock", no_argument, NULL, 'w'},
 		{0},
 	};
+	static const struct cli_job_flags flags = {.dry_run = true, .extra = own, .on_extra = take_restore_option};
 	struct sb_job_request req = {.kind = SB_JOB_RESTORE};
 	struct cli_jobrun_opts o = {0};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 't':
-			if (!*optarg) {
-				cli_error("--to needs a directory");
-				sb_job_request_free(&req);
-				return cli_usage(&cmd_restore);
-			}
-			free(req.target);
-			req.target = absolute_path(optarg);
-			break;
-		case 'f':
-			req.force = true;
-			break;
-		case 'n':
-			req.dry_run = true;
-			break;
-		case 'j':
-			o.json = true;
-			break;
-		case 'w':
-			o.wait_lock = true;
-			break;
-		default:
-			sb_job_request_free(&req);
-			return cli_usage(&cmd_restore);
-		}
-	}
+	int rc = cli_job_options(&cmd_restore, argc, argv, &flags, &req, &o);
+	if (rc)
+		return rc;
 	if (optind < argc) {
 		cli_error("restore takes no arguments (restore-stack puts one stack back)");
 		sb_job_request_free(&req);

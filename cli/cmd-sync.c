@@ -22,30 +22,12 @@ const struct cli_cmd cmd_sync = {
 
 static int cmd_sync_exec(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"dry-run", no_argument, NULL, 'n'},
-		{"json", no_argument, NULL, 'j'},
-		{"wait-lock", no_argument, NULL, 'w'},
-		{0},
-	};
+	static const struct cli_job_flags flags = {.dry_run = true};
 	struct sb_job_request req = {.kind = SB_JOB_SYNC};
 	struct cli_jobrun_opts o = {0};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n':
-			req.dry_run = true;
-			break;
-		case 'j':
-			o.json = true;
-			break;
-		case 'w':
-			o.wait_lock = true;
-			break;
-		default:
-			return cli_usage(&cmd_sync);
-		}
-	}
+	int rc = cli_job_options(&cmd_sync, argc, argv, &flags, &req, &o);
+	if (rc)
+		return rc;
 	if (optind < argc) {
 		cli_error("sync takes no arguments");
 		return cli_usage(&cmd_sync);

@@ -17,7 +17,52 @@
 #include "stackback/jobrun.h"
 #include "stackback/log.h"
 #include "stackback/logsetup.h"
+#include "stackback/stacks.h"
 #include "stackback/util.h"
+
+int cli_job_options(const struct cli_cmd *cmd, int argc, char **argv, const struct cli_job_flags *flags,
+		    struct sb_job_request *req, struct cli_jobrun_opts *o)
+{
+	/* Short codes of the shared options: none of them is a character. */
+	enum { OPT_DRY_RUN = 0x100, OPT_JSON, OPT_WAIT_LOCK };
+	struct option opts[16];
+	size_t n = 0;
+	for (size_t i = 0; flags->extra && flags->extra[i].name && n < SB_ARRAY_SIZE(opts) - 4; i++)
+		opts[n++] = flags->extra[i];
+	if (flags->dry_run)
+		opts[n++] = (struct option){"dry-run", no_argument, NULL, OPT_DRY_RUN};
+	opts[n++] = (struct option){"json", no_argument, NULL, OPT_JSON};
+	opts[n++] = (struct option){"wait-lock", no_argument, NULL, OPT_WAIT_LOCK};
+	opts[n] = (struct option){0};
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == OPT_DRY_RUN)
+			req->dry_run = true;
+		else if (c == OPT_JSON)
+			o->json = true;
+		else if (c == OPT_WAIT_LOCK)
+			o->wait_lock = true;
+		else if (c == '?' || c == ':' || !flags->on_extra || flags->on_extra(c, optarg, req) < 0) {
+			sb_job_request_free(req);
+			return cli_usage(cmd);
+		}
+	}
+	return 0;
+}
+
+int cli_job_stacks(int argc, char **argv, struct sb_job_request *req)
+{
+	for (int i = optind; i < argc; i++) {
+		if (!sb_stack_name_valid(argv[i])) {
+			cli_error("'%s' is not a valid stack name", argv[i]);
+			sb_job_request_free(req);
+			return CLI_EXIT_USAGE;
+		}
+		if (!sb_strv_contains(&req->stacks, argv[i]))
+			sb_strv_push(&req->stacks, argv[i]);
+	}
+	return 0;
+}
 
 /* Written by the signal handler, read by the job and the followers. */
 static atomic_bool stop_requested;

@@ -6,6 +6,7 @@
 #ifndef STACKBACK_CLI_JOBRUN_H
 #define STACKBACK_CLI_JOBRUN_H
 
+#include <getopt.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -18,6 +19,28 @@ struct cli_jobrun_opts {
 	bool json;       /* the report as JSON on stdout, no progress display */
 	bool wait_lock;  /* in-process: wait for the job lock instead of refusing */
 };
+
+/* What a job command takes besides --json and --wait-lock. */
+struct cli_job_flags {
+	bool dry_run;               /* --dry-run sets req->dry_run */
+	const struct option *extra; /* the command's own options, {0}-terminated, or NULL */
+	/* Applies one of extra's options to req; -1 refuses it (usage). */
+	int (*on_extra)(int opt, const char *arg, struct sb_job_request *req);
+};
+
+/*
+ * Parses a job command's options into *req and *o, leaving optind at the
+ * first operand. Returns 0, or CLI_EXIT_USAGE after printing cmd's usage
+ * (req freed).
+ */
+int cli_job_options(const struct cli_cmd *cmd, int argc, char **argv, const struct cli_job_flags *flags,
+		    struct sb_job_request *req, struct cli_jobrun_opts *o);
+
+/*
+ * The operands from optind on as stack names, each once, into req->stacks.
+ * Returns 0, or CLI_EXIT_USAGE after naming an invalid one (req freed).
+ */
+int cli_job_stacks(int argc, char **argv, struct sb_job_request *req);
 
 /*
  * Runs the job described by *req (consumed) and prints its report.
