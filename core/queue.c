@@ -40,6 +40,7 @@ struct sb_queue {
 	size_t n_waiting;                     /* mu */
 	struct sb_job *running;               /* mu: owned by the worker while it runs */
 	enum sb_job_state running_state;      /* mu: the running job's state at its last notify */
+	char running_phase[200];              /* mu: its "stack/phase" at its last notify */
 	struct sb_job *done[SB_QUEUE_KEEP];   /* mu: finished jobs, oldest first */
 	size_t n_done;                        /* mu */
 	struct trigger_result triggers[N_KINDS]; /* mu */
@@ -78,15 +79,23 @@ struct sb_queue *sb_queue_new(const struct sb_config *cfg, sb_queue_change_fn ch
 static void job_notify(void *userdata, struct sb_job *job)
 {
 	struct sb_queue *q = userdata;
+	char phase[sizeof(q->running_phase)];
 	pthread_mutex_lock(&job->mu);
 	enum sb_job_state st = job->state;
+	snprintf(phase, sizeof(phase), "%s/%s", job->progress.stack, job->progress.phase);
 	pthread_mutex_unlock(&job->mu);
 	pthread_mutex_lock(&q->mu);
 	bool state_changed = q->running == job && q->running_state != st;
-	if (q->running == job)
+	bool phase_changed = q->running == job && strcmp(q->running_phase, phase) != 0;
+	if (q->running == job) {
 		q->running_state = st;
+		memcpy(q->running_phase, phase, sizeof(phase));
+	}
 	pthread_mutex_unlock(&q->mu);
-	changed(q, state_changed ? SB_QUEUE_JOB_STATE : SB_QUEUE_JOB_PROGRESS, job->id);
+	changed(q, state_changed   ? SB_QUEUE_JOB_STATE
+		   : phase_changed ? SB_QUEUE_JOB_PHASE
+				   : SB_QUEUE_JOB_PROGRESS,
+		job->id);
 }
 
 /* Caller holds mu. Keeps the newest SB_QUEUE_KEEP finished jobs. */

@@ -360,7 +360,9 @@ void sbfs_notify_polls(struct sbfs *fs)
 static void on_queue_change(void *userdata, enum sb_queue_event ev, int job_id)
 {
 	struct sbfs *fs = userdata;
-	/* A job that started or ended has stopped or started stacks. */
+	/* A job that started, ended or went on to another step has stopped or started stacks. */
+	if (ev == SB_QUEUE_JOB_PHASE)
+		sb_stack_states_invalidate(fs->states);
 	if (ev == SB_QUEUE_JOB_STATE) {
 		sb_stack_states_invalidate(fs->states);
 		/* ... and may have added or removed snapshots: `latest` must follow. */

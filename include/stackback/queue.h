@@ -43,6 +43,7 @@ struct sb_queue;
 enum sb_queue_event {
 	SB_QUEUE_JOB_QUEUED,    /**< a job was queued */
 	SB_QUEUE_JOB_STATE,     /**< a job started, finished or was cancelled */
+	SB_QUEUE_JOB_PHASE,     /**< a running job went on to another stack or phase (stop, backup, start...) */
 	SB_QUEUE_JOB_PROGRESS,  /**< a running job's progress or log moved */
 	SB_QUEUE_TRIGGER,       /**< a trigger write was refused (its read-back changed) */
 };

@@ -97,5 +97,19 @@ assert_eq "$(json 'd["id"], d["state"], len(d["stacks"])' <"$MNT/jobs/$id/report
 assert_contains "$(cat "$MNT/jobs/$id/log")" "job $id"
 assert_eq "$(json 'd["last"]["id"], d["last"]["state"]' <"$MNT/status.json")" "$id3 ok"
 assert_eq "$(cat "$MNT/trigger/backup")" "" "a new daemon has no trigger result yet"
+
+note "stacks/NAME/state follows the job's steps: stopped while restic reads it, running after"
+head -c 300M /dev/urandom >"$T/stacks/$DB/data/big.bin"
+# Read now, so the daemon holds a fresh "running" when the job starts.
+assert_eq "$(cat "$MNT/stacks/$DB/state")" running
+id4=$(sbfs_trigger backup "$DB")
+for ((i = 0; i < 600; i++)); do
+	grep -qx "phase: backup" "$MNT/jobs/$id4/progress" && break
+	sleep 0.05
+done
+grep -qx "phase: backup" "$MNT/jobs/$id4/progress" || fail "no backup phase seen: $(cat "$MNT/jobs/$id4/progress")"
+assert_eq "$(cat "$MNT/stacks/$DB/state")" stopped "state while restic reads the stopped stack"
+assert_eq "$(sbfs_wait_job "$id4" 300)" ok
+assert_eq "$(cat "$MNT/stacks/$DB/state")" running
 sbfs_umount
 note "ok"
