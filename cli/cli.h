@@ -36,7 +36,7 @@ extern const struct cli_cmd cmd_config;
 extern const struct cli_cmd cmd_list, cmd_enable, cmd_disable, cmd_discover;
 extern const struct cli_cmd cmd_status, cmd_init, cmd_backup, cmd_sync, cmd_restore, cmd_check;
 extern const struct cli_cmd cmd_restore_stack;
-extern const struct cli_cmd cmd_snapshots, cmd_forget, cmd_recover, cmd_mount, cmd_umount, cmd_wait;
+extern const struct cli_cmd cmd_snapshots, cmd_forget, cmd_recover, cmd_mount, cmd_umount, cmd_wait, cmd_cancel;
 extern const struct cli_cmd cmd_doctor, cmd_metrics, cmd_completion;
 
 /* The command table (NULL-terminated): dispatch, help and completion read it. */

@@ -39,6 +39,7 @@ static const struct cli_cmd *const commands[] = {
 	&cmd_mount,
 	&cmd_umount,
 	&cmd_wait,
+	&cmd_cancel,
 	NULL,
 };
 

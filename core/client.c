@@ -466,6 +466,28 @@ int sb_client_trigger(const char *mountpoint, enum sb_job_kind kind, const char 
 	return 0;
 }
 
+int sb_client_cancel(const char *mountpoint, int id, char **err)
+{
+	cleanup_free char *path = xasprintf("%s/jobs/%d/cancel", mountpoint, id);
+	cleanup_close int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		*err = errno == ENOENT ? xasprintf("job %d is unknown to the daemon at %s", id, mountpoint)
+				       : xasprintf("cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	ssize_t n;
+	do
+		n = write(fd, "1", 1);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		int e = errno;
+		*err = e == EINVAL ? refusal_reason(fd, path, mountpoint)
+				   : xasprintf("writing %s failed: %s", path, strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
 /* Reads MOUNTPOINT/jobs/ID/FILE; returns 0 or -errno. */
 static int read_job_file(const char *mountpoint, int id, const char *file, char **out, size_t *len)
 {

@@ -383,6 +383,43 @@ int sb_queue_job_read(struct sb_queue *q, int id, enum sb_job_file which, char *
 	return 0;
 }
 
+int sb_queue_cancel(struct sb_queue *q, int id, char **why)
+{
+	*why = NULL;
+	pthread_mutex_lock(&q->mu);
+	if (q->running && q->running->id == id) {
+		/* The engine sees the flag between steps and starts again every stack it stopped. */
+		atomic_store(&q->running->cancel, true);
+		pthread_mutex_unlock(&q->mu);
+		sb_info("job %d: cancelling (asked through jobs/%d/cancel)", id, id);
+		changed(q, SB_QUEUE_JOB_PROGRESS, id);
+		return 0;
+	}
+	for (size_t i = 0; i < q->n_waiting; i++) {
+		struct sb_job *job = q->waiting[i];
+		if (job->id != id)
+			continue;
+		memmove(&q->waiting[i], &q->waiting[i + 1], (q->n_waiting - i - 1) * sizeof(*q->waiting));
+		q->n_waiting--;
+		pthread_mutex_lock(&job->mu);
+		job->state = SB_JOB_CANCELLED;
+		job->finished_at = sb_now_wall();
+		pthread_mutex_unlock(&job->mu);
+		retire_locked(q, job);
+		pthread_mutex_unlock(&q->mu);
+		sb_info("job %d: cancelled before it started (asked through jobs/%d/cancel)", id, id);
+		changed(q, SB_QUEUE_JOB_STATE, id);
+		return 0;
+	}
+	pthread_mutex_unlock(&q->mu);
+	cleanup_free char *state = NULL;
+	if (sb_queue_job_read(q, id, SB_JOB_FILE_STATE, &state) < 0)
+		return -ENOENT;
+	sb_strstrip(state);
+	*why = xasprintf("job %d has already ended: %s", id, state);
+	return -EALREADY;
+}
+
 bool sb_queue_job_exists(struct sb_queue *q, int id)
 {
 	pthread_mutex_lock(&q->mu);

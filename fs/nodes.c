@@ -326,6 +326,41 @@ static int read_job_file(struct sbfs_ctx *c, struct sb_buf *out)
 	return 0;
 }
 
+/* The read-back of jobs/ID/cancel: the job's state, so a script sees where its cancel stands. */
+static int read_cancel(struct sbfs_ctx *c, struct sb_buf *out)
+{
+	char *text = NULL;
+	int rc = sb_queue_job_read(c->fs->queue, c->job_id, SB_JOB_FILE_STATE, &text);
+	if (rc < 0)
+		return rc;
+	sb_buf_puts(out, text);
+	free(text);
+	return 0;
+}
+
+static int write_cancel(struct sbfs_ctx *c, const char *data, size_t len, struct sb_buf *reply)
+{
+	cleanup_free char *text = xstrndup(data, len);
+	sb_strstrip(text);
+	bool yes = false;
+	if (strcmp(text, "cancel") != 0 && (sb_parse_bool(text, &yes) < 0 || !yes)) {
+		sb_warn("jobs/%d/cancel: '%.64s' is not 1, yes, true or cancel", c->job_id, text);
+		sb_buf_printf(reply, "error: '%.64s' is not 1, yes, true or cancel\n", text);
+		return -EINVAL;
+	}
+	cleanup_free char *why = NULL;
+	int rc = sb_queue_cancel(c->fs->queue, c->job_id, &why);
+	if (rc == -EALREADY) {
+		sb_warn("jobs/%d/cancel: %s", c->job_id, why);
+		sb_buf_printf(reply, "error: %s\n", why);
+		return -EINVAL;
+	}
+	if (rc < 0)
+		return rc;
+	sb_buf_printf(reply, "cancelling job %d\n", c->job_id);
+	return 0;
+}
+
 /* ---- the table ---- */
 
 #define TRIGGER(kind_name, kind, what)                                                       \
@@ -410,6 +445,10 @@ static const struct sbfs_node nodes[] = {
 		 "stack, phase, percent, bytes_done, bytes_total, files_done, files_total, eta_s"),
 	JOB_FILE("log", SB_JOB_FILE_LOG, 0600, SBFS_APPEND, "the job's log lines (tail -f follows it)"),
 	JOB_FILE("report", SB_JOB_FILE_REPORT, 0444, 0, "the job's report as JSON (per stack results)"),
+	{.path = "/jobs/{ID}/cancel", .type = SBFS_FILE, .mode = 0644, .flags = SBFS_POLL, .read = read_cancel,
+	 .write = write_cancel,
+	 .help = "write 1 to cancel the job: a queued one never runs, a running one stops at its next step "
+		 "and starts again every stack it stopped; reads as the job's state"},
 
 	{.path = "/cloud", .type = SBFS_DIR, .mode = 0755, .help = "the cloud copy of the repository"},
 	CLOUD_FILE("status", SBFS_CLOUD_STATUS, SBFS_POLL,

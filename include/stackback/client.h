@@ -84,6 +84,12 @@ char *sb_client_trigger_payload(const struct sb_job_request *r);
 int sb_client_trigger(const char *mountpoint, enum sb_job_kind kind, const char *payload,
 		      int *job_id, char **err);
 
+/**
+ * Asks the daemon to cancel job id (jobs/ID/cancel). Returns 0, or -1
+ * with *err (caller frees): no such job, or the daemon's reason (it ended).
+ */
+int sb_client_cancel(const char *mountpoint, int id, char **err);
+
 /** Called by sb_client_follow() whenever the job's state or progress changes. */
 typedef void (*sb_client_progress_fn)(void *userdata, int job_id, enum sb_job_state state,
 				      const struct sb_job_progress *p);

@@ -114,6 +114,14 @@ enum sb_job_file {
  */
 int sb_queue_job_read(struct sb_queue *q, int id, enum sb_job_file which, char **out);
 
+/**
+ * Cancels job id: a running job stops at its next step and starts again
+ * every stack it stopped (its state becomes cancelled when it has); a
+ * waiting one is cancelled at once and never runs. Returns 0, -ENOENT
+ * for no such job, or -EALREADY with *why (caller frees) when it ended.
+ */
+int sb_queue_cancel(struct sb_queue *q, int id, char **why);
+
 /** True if job id is in memory or in STATE_DIR/jobs/. */
 bool sb_queue_job_exists(struct sb_queue *q, int id);
 

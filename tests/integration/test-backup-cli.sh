@@ -31,6 +31,15 @@ state_sum() {
 		LC_ALL=C sort -z | xargs -0r sha256sum) | sha256sum | cut -d' ' -f1
 }
 snapshot_count() { rs snapshots --json | json 'len(d)'; }
+# Waits for the background process $1, which must exit non-zero ($2 names it).
+wait_failed() {
+	local rc
+	set +e
+	wait "$1"
+	rc=$?
+	set -e
+	[ "$rc" != 0 ] || fail "$2 exited 0"
+}
 # Waits (up to 60 s) until the journal lists stack $1: it is being stopped.
 wait_journal() {
 	local i
@@ -220,17 +229,30 @@ pid=$!
 wait_journal "$BIG"
 wait_restic_child "$pid" >/dev/null
 kill -TERM "$pid"
-set +e
-wait "$pid"
-rc=$?
-set -e
-[ "$rc" != 0 ] || fail "a cancelled backup exited 0"
+wait_failed "$pid" "a cancelled backup"
 assert_contains "$(cat "$T/term.out")" "cancelled"
 assert_eq "$(sb_stack_state "$BIG")" running "big after SIGTERM"
 grep -qs "$BIG" "$T/state/journal" && fail "journal still lists $BIG after a clean cancel"
 run wait
 assert_eq "$RC" 1 "wait after a cancelled job"
 assert_contains "$OUT" "cancelled"
+
+note "stackback cancel without the daemon: the process that runs the job cancels it"
+run cancel
+assert_eq "$RC" 1 "cancel with nothing running"
+assert_contains "$ERR" "no job is running"
+"$SB" -c "$CFG" backup "$BIG" >"$T/cancel.out" 2>"$T/cancel.err" &
+pid=$!
+wait_journal "$BIG"
+wait_restic_child "$pid" >/dev/null
+run cancel 7
+assert_eq "$RC" 2 "cancel ID without the daemon"
+run cancel
+assert_eq "$RC" 0 "cancel: $ERR"
+assert_eq "$OUT" "asked process $pid to cancel its job"
+wait_failed "$pid" "a cancelled backup"
+assert_contains "$(cat "$T/cancel.out")" "cancelled"
+assert_eq "$(sb_stack_state "$BIG")" running "big after stackback cancel"
 
 note "SIGKILL of the CLI mid-backup, then recover"
 "$SB" -c "$CFG" backup "$BIG" >/dev/null 2>&1 &

@@ -111,5 +111,40 @@ grep -qx "phase: backup" "$MNT/jobs/$id4/progress" || fail "no backup phase seen
 assert_eq "$(cat "$MNT/stacks/$DB/state")" stopped "state while restic reads the stopped stack"
 assert_eq "$(sbfs_wait_job "$id4" 300)" ok
 assert_eq "$(cat "$MNT/stacks/$DB/state")" running
+
+note "jobs/ID/cancel: a queued job never runs; a running one stops and starts its stack again"
+head -c 400M /dev/urandom >"$T/stacks/$DB/data/big.bin"
+id5=$(sbfs_trigger backup "$DB")
+id6=$(sbfs_trigger backup "$WEB")
+assert_eq "$(cat "$MNT/jobs/$id6/cancel")" queued
+assert_eq "$(probe handshake "$MNT/jobs/$id6/cancel" 1)" "$(printf 'ok 1\ncancelling job %s' "$id6")"
+assert_eq "$(cat "$MNT/jobs/$id6/state")" cancelled
+for ((i = 0; i < 600; i++)); do
+	grep -qx "phase: backup" "$MNT/jobs/$id5/progress" && break
+	sleep 0.05
+done
+assert_eq "$(sb_stack_state "$DB")" stopped
+assert_eq "$(probe write "$MNT/jobs/$id5/cancel" soon)" "err EINVAL" "a cancel that is not one"
+echo 1 >"$MNT/jobs/$id5/cancel"
+assert_eq "$(sbfs_wait_job "$id5" 120)" cancelled
+assert_eq "$(sb_stack_state "$DB")" running
+assert_contains "$(cat "$MNT/log")" "job $id5: cancelling (asked through jobs/$id5/cancel)"
+# An ended job: refused, and the read-back on the same descriptor says why.
+assert_eq "$(probe handshake "$MNT/jobs/$id5/cancel" 1)" "$(printf 'err EINVAL\nerror: job %s has already ended: cancelled' "$id5")"
+assert_eq "$(rs snapshots --json --tag "$WEB" | json 'len(d)')" 1 "the cancelled queued job backed nothing up"
+
+note "stackback cancel goes through the daemon: the running job, or job ID"
+sb() { "$SB" -c "$CFG" "$@"; }
+expect_rc 1 sb cancel
+expect_rc 1 sb cancel "$id5"
+head -c 400M /dev/urandom >"$T/stacks/$DB/data/big.bin"
+id7=$(sbfs_trigger backup "$DB")
+for ((i = 0; i < 600; i++)); do
+	grep -qx "phase: backup" "$MNT/jobs/$id7/progress" && break
+	sleep 0.05
+done
+assert_eq "$(sb cancel)" "cancelling job $id7"
+assert_eq "$(sbfs_wait_job "$id7" 120)" cancelled
+assert_eq "$(sb_stack_state "$DB")" running
 sbfs_umount
 note "ok"

@@ -121,7 +121,7 @@ assert_eq "$(sbfs_wait_job "$id")" ok
 assert_eq "$(cat "$MNT/trigger/backup")" "job $id ok"
 assert_eq "$(readlink "$MNT/jobs/last")" "$id"
 assert_eq "$(ls "$MNT/jobs" | tr '\n' ' ')" "$id last "
-assert_eq "$(ls "$MNT/jobs/$id" | tr '\n' ' ')" "log progress report state "
+assert_eq "$(ls "$MNT/jobs/$id" | tr '\n' ' ')" "cancel log progress report state "
 assert_eq "$(cat "$MNT/jobs/last/state")" ok
 progress=$(cat "$MNT/jobs/$id/progress")
 for k in stack phase percent bytes_done bytes_total files_done files_total eta_s; do

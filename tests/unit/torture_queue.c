@@ -132,6 +132,21 @@ static void test_bounded_while_the_lock_is_taken(void **state)
 	assert_string_equal(s, "queued\n");
 	free(s);
 
+	/* A waiting job cancelled leaves the queue at once; the others keep their order. */
+	assert_int_equal(sb_queue_cancel(q, 3, &err), 0);
+	assert_null(err);
+	s = job_file(q, 3, SB_JOB_FILE_STATE);
+	assert_string_equal(s, "cancelled\n");
+	free(s);
+	sb_queue_status(q, &snap);
+	assert_int_equal(snap.queued, SB_QUEUE_MAX - 1);
+	assert_int_equal(sb_queue_cancel(q, 3, &err), -EALREADY);
+	assert_string_equal(err, "job 3 has already ended: cancelled");
+	free(err);
+	err = NULL;
+	assert_int_equal(sb_queue_cancel(q, 999, &err), -ENOENT);
+	assert_null(err);
+
 	/* Shutdown drops the waiting jobs as cancelled, even while the lock is held elsewhere. */
 	sb_queue_shutdown(q);
 	for (int i = 1; i <= SB_QUEUE_MAX; i++) {
