@@ -124,6 +124,14 @@ bool tui_jobs_in_process(struct tui_jobs *j)
 	return in;
 }
 
+int tui_jobs_daemon_job(struct tui_jobs *j)
+{
+	pthread_mutex_lock(&j->mu);
+	int id = j->busy && j->view.phase == TUI_RUN_RUNNING && j->view.daemon ? j->view.job_id : 0;
+	pthread_mutex_unlock(&j->mu);
+	return id;
+}
+
 void tui_jobs_cancel(struct tui_jobs *j)
 {
 	pthread_mutex_lock(&j->mu);

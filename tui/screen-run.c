@@ -18,7 +18,16 @@
 /* The enabled count in the menu is read again this often, seconds. */
 #define COUNT_REFRESH_S 3.0
 
+/* A cancel of the daemon's job, on its own thread: a hung daemon must not freeze the screen. */
+struct cancel_call {
+	const char *mountpoint;
+	int id;
+	char *err;           /* NULL when the daemon took it */
+};
+
 struct run {
+	struct tui_task cancel_task;
+	struct cancel_call cancel;
 	bool dry_run;
 	bool force;          /* restore into a non-empty target */
 	bool read_data;      /* check --read-data */
@@ -35,7 +44,36 @@ static void *run_init(struct tui *t)
 
 static void run_free(void *data)
 {
-	free(data);
+	struct run *r = data;
+	tui_task_join(&r->cancel_task);
+	free(r->cancel.err);
+	free(r);
+}
+
+static void cancel_work(struct tui_task *task)
+{
+	struct cancel_call *c = task->data;
+	free(c->err);
+	c->err = NULL;
+	sb_client_cancel(c->mountpoint, c->id, &c->err);
+}
+
+/* x: an in-process job is cancelled here; the daemon's through jobs/ID/cancel, still followed. */
+static void cancel_job(struct run *r, struct tui *t)
+{
+	int id = tui_jobs_daemon_job(&t->jobs);
+	if (id > 0) {
+		if (tui_task_running(&r->cancel_task))
+			return;
+		r->cancel = (struct cancel_call){.mountpoint = t->cfg.mountpoint, .id = id, .err = r->cancel.err};
+		tui_task_start(&r->cancel_task, t, cancel_work, &r->cancel);
+		tui_message(t, TUI_TONE_WARN, "asking the daemon to cancel job %d: the stacks it stopped are started again", id);
+		return;
+	}
+	tui_message(t, TUI_TONE_WARN,
+		    tui_jobs_in_process(&t->jobs) ? "cancelling: the stacks it stopped are started again"
+						  : "stopped following; the job goes on in the daemon");
+	tui_jobs_cancel(&t->jobs);
 }
 
 static void run_resize(void *data, struct tui *t)
@@ -47,6 +85,8 @@ static void run_resize(void *data, struct tui *t)
 static void run_update(void *data, struct tui *t)
 {
 	struct run *r = data;
+	if (tui_task_finished(&r->cancel_task) && r->cancel.err)
+		tui_message(t, TUI_TONE_BAD, "job %d not cancelled: %s", r->cancel.id, r->cancel.err);
 	double now = sb_now_monotonic();
 	if (now - r->counted_at < COUNT_REFRESH_S)
 		return;
@@ -135,13 +175,8 @@ static bool run_key(void *data, struct tui *t, const struct tui_key *k)
 		tui_message(t, TUI_TONE_NORMAL, "check reads all data: %s", r->read_data ? "yes (slow)" : "no");
 		return true;
 	case 'x':
-		if (!busy)
-			return true;
-		tui_message(t, TUI_TONE_WARN,
-			    tui_jobs_in_process(&t->jobs)
-				    ? "cancelling: the stacks it stopped are started again"
-				    : "stopped following; the job goes on in the daemon");
-		tui_jobs_cancel(&t->jobs);
+		if (busy)
+			cancel_job(r, t);
 		return true;
 	default:
 		return false;

@@ -109,6 +109,8 @@ bool tui_jobs_busy(struct tui_jobs *j);
 bool tui_jobs_in_process(struct tui_jobs *j);
 /* Cancels an in-process job (its stacks are started again) and stops following a daemon's. */
 void tui_jobs_cancel(struct tui_jobs *j);
+/* The id of the daemon's job being followed, 0 when none (the daemon cancels it through jobs/ID/cancel). */
+int tui_jobs_daemon_job(struct tui_jobs *j);
 /* Joins a finished worker; returns false while it runs. */
 bool tui_jobs_reap(struct tui_jobs *j);
 /* Cancels, then waits for the worker to end. */

@@ -287,6 +287,21 @@ wait_screen "backup (dry run) job" 60
 wait_screen "through the daemon" 60
 wait_screen "finished ok" 120
 keys d
+
+note "x cancels the daemon's job (jobs/ID/cancel), and the screen follows it to its end"
+mkdir -p "$T/stacks/$WEB/.stackback"
+printf '#!/bin/sh\nsleep 120\n' >"$T/stacks/$WEB/.stackback/pre-backup"
+chmod +x "$T/stacks/$WEB/.stackback/pre-backup"
+keys b
+wait_screen "[y/N]"
+keys y
+wait_screen "through the daemon: running" 60
+keys x
+wait_screen "asking the daemon to cancel job"
+wait_screen "through the daemon: cancelled" 60
+assert_eq "$(sb status --json | json 'd["last"]["state"]')" cancelled
+assert_eq "$(sb_stack_state "$WEB")" running
+rm "$T/stacks/$WEB/.stackback/pre-backup"
 sb umount >/dev/null || fail "stackback umount"
 wait_runner local
 
