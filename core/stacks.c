@@ -595,7 +595,8 @@ static void find_conflicts(struct sb_selection *sel)
 		}
 		g = end;
 	}
-	qsort(clashes, n_clashes, sizeof(*clashes), clash_cmp);
+	if (n_clashes > 1)
+		qsort(clashes, n_clashes, sizeof(*clashes), clash_cmp);
 
 	for (size_t k = 0; k < n_clashes; k++) {
 		struct sb_stack *a = &sel->stacks[clashes[k].a], *b = &sel->stacks[clashes[k].b];
