@@ -1,7 +1,6 @@
 /* stackback cancel: stop a queued or running job; its stacks run again. */
 #include <errno.h>
 #include <getopt.h>
-#include <json-c/json.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,25 +24,6 @@ const struct cli_cmd cmd_cancel = {
 	.needs_config = true,
 	.exec = cmd_cancel_exec,
 };
-
-/* The id of the job the daemon runs, from status.json; 0 when it runs none. */
-static int running_job(const char *mountpoint, char **err)
-{
-	cleanup_free char *path = xasprintf("%s/status.json", mountpoint);
-	cleanup_free char *text = NULL;
-	int rc = sb_read_file(path, 1u << 20, &text, NULL);
-	if (rc < 0) {
-		*err = xasprintf("reading %s failed: %s", path, strerror(-rc));
-		return -1;
-	}
-	struct json_object *root = json_tokener_parse(text), *job, *id;
-	int out = 0;
-	if (root && json_object_object_get_ex(root, "job", &job) && json_object_is_type(job, json_type_object) &&
-	    json_object_object_get_ex(job, "id", &id) && json_object_is_type(id, json_type_int))
-		out = (int)json_object_get_int64(id);
-	json_object_put(root);
-	return out;
-}
 
 static int cancel_in_process(struct cli_ctx *ctx)
 {
@@ -83,7 +63,7 @@ static int cmd_cancel_exec(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	cleanup_free char *err = NULL;
 	if (!id) {
-		int running = running_job(ctx->cfg.mountpoint, &err);
+		int running = sb_client_running_job(ctx->cfg.mountpoint, &err);
 		if (running < 0) {
 			cli_error("%s", err);
 			return CLI_EXIT_FAILURE;

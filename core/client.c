@@ -809,3 +809,22 @@ int sb_client_wait(const char *mountpoint, double timeout_s, const atomic_bool *
 		sleep_s(0.2);
 	}
 }
+
+int sb_client_running_job(const char *mountpoint, char **err)
+{
+	cleanup_free char *path = xasprintf("%s/status.json", mountpoint);
+	cleanup_free char *text = NULL;
+	size_t len = 0;
+	int rc = sb_read_file(path, CONTROL_FILE_MAX, &text, &len);
+	if (rc < 0) {
+		*err = xasprintf("reading %s failed: %s", path, strerror(-rc));
+		return -1;
+	}
+	struct json_object *root = parse_json(text, len), *job, *id;
+	int out = 0;
+	if (root && json_object_object_get_ex(root, "job", &job) && json_object_is_type(job, json_type_object) &&
+	    json_object_object_get_ex(job, "id", &id) && json_object_is_type(id, json_type_int))
+		out = (int)json_object_get_int64(id);
+	json_object_put(root);
+	return out;
+}

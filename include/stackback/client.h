@@ -84,6 +84,9 @@ char *sb_client_trigger_payload(const struct sb_job_request *r);
 int sb_client_trigger(const char *mountpoint, enum sb_job_kind kind, const char *payload,
 		      int *job_id, char **err);
 
+/** The id of the job the daemon runs (status.json), 0 when none, -1 with *err (caller frees). */
+int sb_client_running_job(const char *mountpoint, char **err);
+
 /**
  * Asks the daemon to cancel job id (jobs/ID/cancel). Returns 0, or -1
  * with *err (caller frees): no such job, or the daemon's reason (it ended).
