@@ -98,6 +98,15 @@ static void job_notify(void *userdata, struct sb_job *job)
 		job->id);
 }
 
+/* Caller holds mu and q->running is set: has the running job reached its final state? */
+static bool running_ended_locked(struct sb_queue *q)
+{
+	pthread_mutex_lock(&q->running->mu);
+	bool ended = sb_job_state_final(q->running->state);
+	pthread_mutex_unlock(&q->running->mu);
+	return ended;
+}
+
 /* Caller holds mu. Keeps the newest SB_QUEUE_KEEP finished jobs. */
 static void retire_locked(struct sb_queue *q, struct sb_job *job)
 {
@@ -387,7 +396,7 @@ int sb_queue_cancel(struct sb_queue *q, int id, char **why)
 {
 	*why = NULL;
 	pthread_mutex_lock(&q->mu);
-	if (q->running && q->running->id == id) {
+	if (q->running && q->running->id == id && !running_ended_locked(q)) {
 		/* The engine sees the flag between steps and starts again every stack it stopped. */
 		atomic_store(&q->running->cancel, true);
 		pthread_mutex_unlock(&q->mu);
@@ -500,19 +509,27 @@ void sb_queue_status(struct sb_queue *q, struct sb_status_snapshot *snap)
 {
 	*snap = (struct sb_status_snapshot){0};
 	pthread_mutex_lock(&q->mu);
-	if (q->running) {
+	/*
+	 * A running job whose state is final is only releasing the job lock:
+	 * it is already the last job, so that status agrees with jobs/ID/state.
+	 */
+	bool finishing = q->running && running_ended_locked(q);
+	if (q->running && !finishing) {
 		sb_status_job_from(q->running, &snap->job);
 		snap->has_job = true;
 		snap->running = true;
 	}
 	snap->queued = (int)q->n_waiting;
-	if (q->n_done > 0) {
+	if (finishing) {
+		sb_status_job_from(q->running, &snap->last);
+		snap->has_last = true;
+	} else if (q->n_done > 0) {
 		sb_status_job_from(q->done[q->n_done - 1], &snap->last);
 		snap->has_last = true;
 	}
 	pthread_mutex_unlock(&q->mu);
 	/* An in-process CLI run (or our own recovery) holds the job lock without a queued job. */
-	if (!snap->running)
+	if (!snap->running && !finishing)
 		snap->running = sb_lock_holder(q->cfg) != 0;
 	if (!snap->has_last) {
 		/* Nothing finished since the daemon started: the last run before it. */

@@ -158,3 +158,25 @@ INI
 	printf '[sbremote]\ntype = local\n' >"$T/rclone.conf"
 	chmod 600 "$T/rclone.conf"
 }
+
+# sb_hold_job_lock: takes STATE_DIR's job lock as an in-process run would,
+# so the daemon's jobs stay queued until sb_release_job_lock.
+sb_hold_job_lock() {
+	python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "a")
+fcntl.flock(f, fcntl.LOCK_EX)
+time.sleep(300)' "$T/state/lock" &
+	SB_LOCK_HOLDER=$!
+	on_exit "kill $SB_LOCK_HOLDER"
+	local i
+	for ((i = 0; i < 100; i++)); do
+		flock -n "$T/state/lock" true || return 0
+		sleep 0.1
+	done
+	fail "could not take the job lock $T/state/lock"
+}
+
+sb_release_job_lock() {
+	kill "$SB_LOCK_HOLDER"
+	wait "$SB_LOCK_HOLDER" 2>/dev/null || true
+}

@@ -6,7 +6,7 @@
 # shows each job, and poll(2) on status wakes when a job changes it.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib-fs.sh"
-need docker-compose
+need docker-compose python3 flock
 
 sb_write_config
 sb_busybox_image
@@ -136,16 +136,20 @@ assert_eq "$(sb_stack_state "$UP")" running "a dry run leaves the stack running"
 
 note "poll(2) on status wakes when a job changes it, and sleeps while nothing does"
 assert_eq "$(probe poll "$MNT/status" 300)" timeout
+# The job lock is held so that the next job stays queued until the second poller is armed.
+sb_hold_job_lock
 probe poll "$MNT/status.json" 20000 >"$T/poll.out" &
 poller=$!
 sleep 0.5
 id2=$(sbfs_trigger backup "$UP dry-run")
 wait "$poller"
 assert_eq "$(head -1 "$T/poll.out" | cut -d' ' -f1)" changed "poll on status.json: $(cat "$T/poll.out")"
-# Woken by the queueing or by the start: either shows the new job.
-grep -q -e '"queue":1' -e "\"id\":$id2" "$T/poll.out" || fail "poll woke, but status.json shows no new job: $(cat "$T/poll.out")"
+grep -q '"queue":1' "$T/poll.out" || fail "poll woke, but status.json shows no queued job: $(cat "$T/poll.out")"
 probe poll "$MNT/jobs/$id2/state" 20000 >"$T/poll2.out" &
 poller=$!
+sleep 0.5
+assert_eq "$(cat "$MNT/jobs/$id2/state")" queued
+sb_release_job_lock
 assert_eq "$(sbfs_wait_job "$id2")" ok
 wait "$poller"
 assert_eq "$(head -1 "$T/poll2.out" | cut -d' ' -f1)" changed "poll on jobs/ID/state: $(cat "$T/poll2.out")"

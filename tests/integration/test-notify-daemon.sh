@@ -52,16 +52,7 @@ assert_contains "$(cat "$T/requests")" "POST /hc job $id sync ok: synced"
 
 note "triggers the full queue refuses notify a failure each"
 # An in-process run holds the job lock, so the daemon's jobs stay queued.
-python3 -c 'import fcntl, sys, time
-f = open(sys.argv[1], "a")
-fcntl.flock(f, fcntl.LOCK_EX)
-time.sleep(120)' "$T/state/lock" &
-holder=$!
-on_exit "kill $holder"
-for ((i = 0; i < 50; i++)); do
-	flock -n "$T/state/lock" true || break
-	sleep 0.1
-done
+sb_hold_job_lock
 start=$(date +%s%N)
 probe triggers "$MNT/trigger/sync" 20 1 >"$T/triggers.out"
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
@@ -83,7 +74,7 @@ assert_eq "$(grep -c '^POST /hc/fail sync could not start: job queue is full' "$
 note "jobs cancelled before they started notify nothing"
 before=$(ls "$T/notes" | wc -l)
 sbfs_umount
-kill "$holder"
+sb_release_job_lock
 assert_eq "$(ls "$T/notes" | wc -l)" "$before"
 
 echo "ok"

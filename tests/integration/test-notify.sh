@@ -79,20 +79,9 @@ assert_eq "$(notes)" 6
 assert_eq "$(requests | wc -l)" 4
 
 note "a job that cannot start (job lock held) notifies a failure without a job id"
-# One process holds the flock, so killing it frees the lock.
-python3 -c 'import fcntl, sys, time
-f = open(sys.argv[1], "a")
-fcntl.flock(f, fcntl.LOCK_EX)
-time.sleep(60)' "$T/state/lock" &
-holder=$!
-on_exit "kill $holder"
-for ((i = 0; i < 50; i++)); do
-	flock -n "$T/state/lock" true || break
-	sleep 0.1
-done
+sb_hold_job_lock
 expect_rc 1 sb backup >/dev/null 2>&1
-kill "$holder"
-wait "$holder" 2>/dev/null || true
+sb_release_job_lock
 assert_eq "$(notes)" 7
 refused=$(cat "$(note_file 6)")
 assert_contains "$refused" "STACKBACK_EVENT=failure"
