@@ -14,7 +14,9 @@
  *   fsprobe rename FROM TO
  *   fsprobe symlink TARGET PATH
  *   fsprobe size PATH                st_size and the bytes a read to EOF returns
- *   fsprobe poll PATH TIMEOUT_MS     read, poll for POLLIN|POLLPRI, lseek 0, read
+ *   fsprobe poll PATH TIMEOUT_MS [READY]
+ *                                    read, poll for POLLIN|POLLPRI, lseek 0, read;
+ *                                    creates READY once the first read is done
  *   fsprobe triggers PATH N DATA     N threads write DATA at once (handshake each)
  */
 #include <errno.h>
@@ -134,12 +136,21 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int cmd_poll(const char *path, int timeout_ms)
+static int cmd_poll(const char *path, int timeout_ms, const char *ready)
 {
 	int fd = open_or_die(path, O_RDONLY);
 	char buf[65536];
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
+	/* From here on a change wakes the poll: a test may now make one. */
+	if (ready) {
+		int r = open(ready, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (r < 0) {
+			printf("err %s\n", strerrorname_np(errno));
+			return 1;
+		}
+		close(r);
+	}
 	double start = now_ms();
 	struct pollfd p = {.fd = fd, .events = POLLIN | POLLPRI};
 	int rc = poll(&p, 1, timeout_ms);
@@ -263,8 +274,8 @@ int main(int argc, char **argv)
 		REPORT(symlink(path, argv[3]));
 	} else if (strcmp(cmd, "size") == 0) {
 		return cmd_size(path);
-	} else if (strcmp(cmd, "poll") == 0 && argc == 4) {
-		return cmd_poll(path, atoi(argv[3]));
+	} else if (strcmp(cmd, "poll") == 0 && (argc == 4 || argc == 5)) {
+		return cmd_poll(path, atoi(argv[3]), argc == 5 ? argv[4] : NULL);
 	} else if (strcmp(cmd, "triggers") == 0 && argc == 5) {
 		return cmd_triggers(path, atoi(argv[3]), argv[4]);
 	} else {

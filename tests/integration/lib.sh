@@ -180,3 +180,46 @@ sb_release_job_lock() {
 	kill "$SB_LOCK_HOLDER"
 	wait "$SB_LOCK_HOLDER" 2>/dev/null || true
 }
+
+# sb_wait_file PATH [SECONDS]: until PATH exists (default 60 s).
+sb_wait_file() {
+	local i
+	for ((i = 0; i < ${2:-60} * 20; i++)); do
+		[ -e "$1" ] && return 0
+		sleep 0.05
+	done
+	fail "$1 did not appear within ${2:-60} s"
+}
+
+# sb_gate_restic: puts a restic first in PATH that, while the gate is
+# closed (sb_close_restic_gate), holds every `restic backup` before it
+# starts, so a test can act while a backup is certainly under way
+# however fast or slow the machine is. The held process is the one that
+# becomes restic (same pid, same name), so signals reach what they would.
+sb_gate_restic() {
+	local real
+	real=$(command -v restic)
+	mkdir -p "$T/gate-bin"
+	cat >"$T/gate-bin/restic" <<SH
+#!/bin/sh
+if [ "\$1" = backup ] && [ -e "$T/restic-gate" ]; then
+	echo \$\$ >"$T/restic-held.tmp" && mv "$T/restic-held.tmp" "$T/restic-held"
+	while [ -e "$T/restic-gate" ]; do sleep 0.05; done
+fi
+exec "$real" "\$@"
+SH
+	chmod +x "$T/gate-bin/restic"
+	export PATH="$T/gate-bin:$PATH"
+}
+sb_close_restic_gate() {
+	rm -f "$T/restic-held"
+	touch "$T/restic-gate"
+}
+# sb_wait_restic_held: until a backup waits at the gate; prints its pid.
+sb_wait_restic_held() {
+	sb_wait_file "$T/restic-held" 120
+	cat "$T/restic-held"
+}
+sb_open_restic_gate() {
+	rm -f "$T/restic-gate"
+}

@@ -40,28 +40,6 @@ wait_failed() {
 	set -e
 	[ "$rc" != 0 ] || fail "$2 exited 0"
 }
-# Waits (up to 60 s) until the journal lists stack $1: it is being stopped.
-wait_journal() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		grep -qs "	$1	" "$T/state/journal" && return 0
-		sleep 0.1
-	done
-	fail "stack $1 never showed up in the journal"
-}
-# Waits until process $1 has a restic child; prints its pid.
-wait_restic_child() {
-	local i pid
-	for ((i = 0; i < 600; i++)); do
-		pid=$(pgrep -P "$1" -x restic || true)
-		if [ -n "$pid" ]; then
-			echo "$pid"
-			return 0
-		fi
-		sleep 0.1
-	done
-	fail "no restic child of pid $1 appeared"
-}
 
 WEB="${P}web"
 IDLE="${P}idle"
@@ -71,8 +49,9 @@ sb_make_stack "$IDLE"
 sb_make_stack "$BIG"
 mkdir -p "$T/stacks/$WEB/data/sub dir"
 echo "nested" >"$T/stacks/$WEB/data/sub dir/file with spaces.txt"
-# Enough incompressible data that restic needs seconds: time to interrupt it.
-head -c 400M /dev/urandom >"$T/stacks/$BIG/data/big.bin"
+head -c 20M /dev/urandom >"$T/stacks/$BIG/data/big.bin"
+# Each interruption below meets BIG's backup held at the gate, certainly under way.
+sb_gate_restic
 sb_stack_up "$WEB"
 sb_stack_up "$IDLE"
 docker-compose -f "$T/stacks/$IDLE/docker-compose.yml" stop -t 1 >/dev/null 2>&1
@@ -195,9 +174,10 @@ assert_eq "$RC" 0
 assert_contains "$OUT" "--wait-lock"
 
 note "a second run is refused naming the PID; --wait-lock waits; wait and status see it"
+sb_close_restic_gate
 "$SB" -c "$CFG" backup "$BIG" >"$T/big.out" 2>"$T/big.err" &
 big_pid=$!
-wait_journal "$BIG"
+sb_wait_restic_held >/dev/null
 run backup "$WEB"
 assert_eq "$RC" 1 "concurrent backup"
 assert_contains "$ERR" "pid $big_pid"
@@ -207,8 +187,12 @@ run wait --timeout 0.5
 assert_eq "$RC" 124 "wait while a job runs"
 "$SB" -c "$CFG" backup --wait-lock "$WEB" >"$T/waiter.out" 2>"$T/waiter.err" &
 waiter_pid=$!
-sleep 1
-kill -0 "$waiter_pid" 2>/dev/null || fail "--wait-lock did not wait: $(cat "$T/waiter.err")"
+for ((i = 0; i < 600; i++)); do
+	grep -qs "waiting for the job lock" "$T/waiter.err" && break
+	kill -0 "$waiter_pid" 2>/dev/null || fail "--wait-lock did not wait: $(cat "$T/waiter.err")"
+	sleep 0.1
+done
+sb_open_restic_gate
 set +e
 wait "$big_pid"
 big_rc=$?
@@ -224,10 +208,10 @@ assert_eq "$RC" 0 "wait after two good jobs"
 assert_contains "$OUT" "backup: ok"
 
 note "SIGTERM to the CLI mid-backup: the stack runs again, the job is cancelled"
+sb_close_restic_gate
 "$SB" -c "$CFG" backup "$BIG" >"$T/term.out" 2>"$T/term.err" &
 pid=$!
-wait_journal "$BIG"
-wait_restic_child "$pid" >/dev/null
+sb_wait_restic_held >/dev/null
 kill -TERM "$pid"
 wait_failed "$pid" "a cancelled backup"
 assert_contains "$(cat "$T/term.out")" "cancelled"
@@ -241,10 +225,10 @@ note "stackback cancel without the daemon: the process that runs the job cancels
 run cancel
 assert_eq "$RC" 1 "cancel with nothing running"
 assert_contains "$ERR" "no job is running"
+sb_close_restic_gate
 "$SB" -c "$CFG" backup "$BIG" >"$T/cancel.out" 2>"$T/cancel.err" &
 pid=$!
-wait_journal "$BIG"
-wait_restic_child "$pid" >/dev/null
+sb_wait_restic_held >/dev/null
 run cancel 7
 assert_eq "$RC" 2 "cancel ID without the daemon"
 run cancel
@@ -255,10 +239,10 @@ assert_contains "$(cat "$T/cancel.out")" "cancelled"
 assert_eq "$(sb_stack_state "$BIG")" running "big after stackback cancel"
 
 note "SIGKILL of the CLI mid-backup, then recover"
+sb_close_restic_gate
 "$SB" -c "$CFG" backup "$BIG" >/dev/null 2>&1 &
 pid=$!
-wait_journal "$BIG"
-restic_pid=$(wait_restic_child "$pid")
+restic_pid=$(sb_wait_restic_held)
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null || true
 # restic lives on in its own process group: end it, as a reboot would.
@@ -273,11 +257,12 @@ assert_eq "$RC" 0
 assert_contains "$OUT" "nothing to recover"
 
 note "SIGKILL of restic mid-backup: that stack fails clearly and runs again"
+sb_close_restic_gate
 "$SB" -c "$CFG" backup "$BIG" "$WEB" >"$T/rk.out" 2>"$T/rk.err" &
 pid=$!
-wait_journal "$BIG"
-restic_pid=$(wait_restic_child "$pid")
+restic_pid=$(sb_wait_restic_held)
 kill -KILL "$restic_pid"
+sb_open_restic_gate
 set +e
 wait "$pid"
 rc=$?

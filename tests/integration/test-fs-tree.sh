@@ -138,16 +138,16 @@ note "poll(2) on status wakes when a job changes it, and sleeps while nothing do
 assert_eq "$(probe poll "$MNT/status" 300)" timeout
 # The job lock is held so that the next job stays queued until the second poller is armed.
 sb_hold_job_lock
-probe poll "$MNT/status.json" 20000 >"$T/poll.out" &
+probe poll "$MNT/status.json" 20000 "$T/poll.ready" >"$T/poll.out" &
 poller=$!
-sleep 0.5
+sb_wait_file "$T/poll.ready"
 id2=$(sbfs_trigger backup "$UP dry-run")
 wait "$poller"
 assert_eq "$(head -1 "$T/poll.out" | cut -d' ' -f1)" changed "poll on status.json: $(cat "$T/poll.out")"
 grep -q '"queue":1' "$T/poll.out" || fail "poll woke, but status.json shows no queued job: $(cat "$T/poll.out")"
-probe poll "$MNT/jobs/$id2/state" 20000 >"$T/poll2.out" &
+probe poll "$MNT/jobs/$id2/state" 20000 "$T/poll2.ready" >"$T/poll2.out" &
 poller=$!
-sleep 0.5
+sb_wait_file "$T/poll2.ready"
 assert_eq "$(cat "$MNT/jobs/$id2/state")" queued
 sb_release_job_lock
 assert_eq "$(sbfs_wait_job "$id2")" ok

@@ -315,21 +315,25 @@ assert_eq "$(tmux -L "$TS" display-message -p -t tui '#{cursor_flag}')" 1
 note "q during an in-process backup cancels it: its stacks run again"
 BIG="${P}big"
 sb_make_stack "$BIG"
-head -c 300M /dev/urandom >"$T/stacks/$BIG/data/big.bin"
+head -c 20M /dev/urandom >"$T/stacks/$BIG/data/big.bin"
 sb_stack_up "$BIG"
 sb enable "$BIG" >/dev/null
 sb disable "$WEB" "$BAD" >/dev/null
+# restic is held at the gate while the TUI is told to cancel: the backup is certainly under way.
+sb_gate_restic
+sb_close_restic_gate
 start_tui
 keys 2 b
 wait_screen "[y/N]"
 keys y
-# Wait until restic reads the big stack: it was stopped for that.
+sb_wait_restic_held >/dev/null
 wait_screen "[1/1] $BIG  backup" 120
 assert_eq "$(sb_stack_state "$BIG")" stopped
 keys q
 wait_screen "q again cancels it"
 keys q
 wait_screen "TUI-EXITED rc=0" 120
+sb_open_restic_gate
 assert_eq "$(sb_stack_state "$BIG")" running
 assert_eq "$(sb status --json | json 'd["last"]["state"]')" cancelled
 [ ! -s "$T/state/journal" ] || fail "the journal still lists stopped stacks: $(cat "$T/state/journal")"
