@@ -514,6 +514,7 @@ enum sb_job_state sb_job_execute(const struct sb_config *cfg, struct sb_job *job
 	cleanup_free char *words = sb_job_request_describe(&job->req);
 	sb_info("job %d: %s%s%s started", job->id, kind_names[job->req.kind], *words ? " " : "", words);
 	sb_notify_job_start(cfg, job);
+	struct sb_metrics_count *count = sb_metrics_count_start(cfg, job);
 	int rc = runners[job->req.kind](cfg, job);
 
 	bool cancelled = atomic_load(&job->cancel);
@@ -529,7 +530,7 @@ enum sb_job_state sb_job_execute(const struct sb_config *cfg, struct sb_job *job
 		persist(cfg, job);
 	sb_log_set_thread_observer(NULL, NULL);
 	/* After the report is persisted: neither may change what it says. */
-	sb_metrics_record_job(cfg, job);
+	sb_metrics_record_job(cfg, job, count);
 	sb_notify_job_end(cfg, job);
 	notify(job);
 	return final;

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,8 +109,8 @@ static void record_successes(struct json_object *m, struct sb_job *job)
 	pthread_mutex_unlock(&job->mu);
 }
 
-/* One `restic snapshots` after a job that adds or removes snapshots. Returns 0 or -1 with *err. */
-static int count_snapshots(const struct sb_config *cfg, struct sb_job *job, struct json_object *m, char **err)
+/* One `restic snapshots` of the configured repository. Returns 0 or -1 with *err. */
+static int list_snapshots(const struct sb_config *cfg, struct sb_job *job, struct sb_snapshot_list *l, char **err)
 {
 	struct sb_restic r;
 	if (sb_restic_open(&r, cfg, cfg->restic_repository, err) < 0)
@@ -117,12 +118,27 @@ static int count_snapshots(const struct sb_config *cfg, struct sb_job *job, stru
 	if (r.timeout_s <= 0 || r.timeout_s > COUNT_TIMEOUT_S)
 		r.timeout_s = COUNT_TIMEOUT_S;
 	r.cancel = &job->cancel;
-	struct sb_snapshot_list l;
-	int rc = sb_restic_snapshots(&r, NULL, &l, err);
+	int rc = sb_restic_snapshots(&r, NULL, l, err);
 	sb_restic_close(&r);
-	if (rc < 0)
-		return -1;
+	return rc;
+}
 
+/* id may be the short form restic's backup summary gives: a prefix of the full one. */
+static bool listed(const struct sb_snapshot_list *l, const char *id)
+{
+	size_t len = strlen(id);
+	for (size_t i = 0; i < l->n; i++)
+		if (len > 0 && strncmp(l->v[i].id, id, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Sets the counts from a full listing l, plus the snapshots the job made
+ * that l does not hold (l was taken while the job ran, or before it).
+ */
+static void set_counts(struct json_object *m, const struct sb_snapshot_list *l, struct sb_job *job)
+{
 	/* Stacks whose last snapshot was forgotten count 0: every stack starts from there. */
 	struct json_object *stacks = child_object(m, "stacks");
 	json_object_object_foreach(stacks, name, entry) {
@@ -130,33 +146,47 @@ static int count_snapshots(const struct sb_config *cfg, struct sb_job *job, stru
 		if (json_object_is_type(entry, json_type_object))
 			json_object_object_add(entry, "snapshots", json_object_new_int64(0));
 	}
-	for (size_t i = 0; i < l.n; i++) {
-		if (!l.v[i].stack || !sb_stack_name_valid(l.v[i].stack))
+	int64_t total = (int64_t)l->n;
+	for (size_t i = 0; i < l->n; i++) {
+		if (!l->v[i].stack || !sb_stack_name_valid(l->v[i].stack))
 			continue;
-		struct json_object *s = child_object(stacks, l.v[i].stack);
+		struct json_object *s = child_object(stacks, l->v[i].stack);
 		double n = 0;
 		member_num(s, "snapshots", &n);
 		json_object_object_add(s, "snapshots", json_object_new_int64((int64_t)n + 1));
 	}
-	json_object_object_add(m, "snapshots_total", json_object_new_int64((int64_t)l.n));
+	pthread_mutex_lock(&job->mu);
+	for (size_t i = 0; i < job->n_reports; i++) {
+		const struct sb_stack_report *r = &job->reports[i];
+		if (!r->snapshot_id || listed(l, r->snapshot_id))
+			continue;
+		struct json_object *s = child_object(stacks, r->name);
+		double n = 0;
+		member_num(s, "snapshots", &n);
+		json_object_object_add(s, "snapshots", json_object_new_int64((int64_t)n + 1));
+		total++;
+	}
+	pthread_mutex_unlock(&job->mu);
+	json_object_object_add(m, "snapshots_total", json_object_new_int64(total));
 	json_object_object_add(m, "snapshots_counted_at", json_object_new_double(sb_now_wall()));
-	sb_snapshot_list_free(&l);
-	return 0;
 }
 
 /*
- * A backup that forgot nothing adds one snapshot per stack it backed up:
- * counted from its own reports, without the `restic snapshots` that would
- * add a second or more to every job. Returns false when restic must count
- * (never counted, snapshots forgotten, or the last full count is older
- * than RECOUNT_S, so snapshots made or forgotten by hand are seen too).
+ * A backup that forgets nothing can be counted from its own reports,
+ * without the `restic snapshots` that adds a second or more to a job,
+ * unless restic must count: never counted, or the last full count is
+ * older than RECOUNT_S, so that snapshots made or forgotten by hand are
+ * seen too.
  */
-static bool count_from_reports(const struct sb_config *cfg, struct sb_job *job, struct json_object *m)
+static bool reports_suffice(const struct sb_config *cfg, struct sb_job *job, struct json_object *m)
 {
 	double counted_at = 0;
-	if (job->req.kind != SB_JOB_BACKUP || cfg->auto_prune || !member_num(m, "snapshots_counted_at", &counted_at) ||
-	    sb_now_wall() - counted_at > RECOUNT_S)
-		return false;
+	return job->req.kind == SB_JOB_BACKUP && !cfg->auto_prune && member_num(m, "snapshots_counted_at", &counted_at) &&
+	       sb_now_wall() - counted_at <= RECOUNT_S;
+}
+
+static void count_from_reports(struct json_object *m, struct sb_job *job)
+{
 	struct json_object *stacks = child_object(m, "stacks");
 	double total = 0;
 	member_num(m, "snapshots_total", &total);
@@ -173,13 +203,63 @@ static bool count_from_reports(const struct sb_config *cfg, struct sb_job *job, 
 	}
 	pthread_mutex_unlock(&job->mu);
 	json_object_object_add(m, "snapshots_total", json_object_new_int64((int64_t)total));
-	return true;
 }
 
-void sb_metrics_record_job(const struct sb_config *cfg, struct sb_job *job)
+struct sb_metrics_count {
+	const struct sb_config *cfg;
+	struct sb_job *job;
+	pthread_t thread;
+	int rc;
+	struct sb_snapshot_list list;
+	char *err;
+};
+
+static void *count_thread(void *arg)
 {
+	struct sb_metrics_count *c = arg;
+	c->rc = list_snapshots(c->cfg, c->job, &c->list, &c->err);
+	return NULL;
+}
+
+struct sb_metrics_count *sb_metrics_count_start(const struct sb_config *cfg, struct sb_job *job)
+{
+	/* A backup with retention forgets snapshots as it goes: only a count after it is right. */
+	if (job->id <= 0 || job->req.dry_run || job->req.kind != SB_JOB_BACKUP || cfg->auto_prune)
+		return NULL;
+	struct json_object *m = read_object(cfg, METRICS_STATE);
+	bool due = !m || !reports_suffice(cfg, job, m);
+	json_object_put(m);
+	if (!due)
+		return NULL;
+	struct sb_metrics_count *c = xcalloc(1, sizeof(*c));
+	c->cfg = cfg;
+	c->job = job;
+	if (pthread_create(&c->thread, NULL, count_thread, c) != 0) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Waits for an early count. Returns it if it listed the repository, else frees it and returns NULL. */
+static struct sb_metrics_count *finish_early(struct sb_metrics_count *c)
+{
+	if (!c)
+		return NULL;
+	pthread_join(c->thread, NULL);
+	if (c->rc == 0)
+		return c;
+	sb_debug("early snapshot count failed, counting after the job: %s", c->err);
+	free(c->err);
+	free(c);
+	return NULL;
+}
+
+void sb_metrics_record_job(const struct sb_config *cfg, struct sb_job *job, struct sb_metrics_count *early)
+{
+	early = finish_early(early);
 	if (job->id <= 0 || job->req.dry_run)
-		return;
+		goto out;
 	struct json_object *m = read_object(cfg, METRICS_STATE);
 	if (!m)
 		m = json_object_new_object();
@@ -187,15 +267,31 @@ void sb_metrics_record_job(const struct sb_config *cfg, struct sb_job *job)
 
 	enum sb_job_kind kind = job->req.kind;
 	if ((kind == SB_JOB_BACKUP || kind == SB_JOB_FORGET || kind == SB_JOB_RESTORE_STACK) &&
-	    !atomic_load(&job->cancel) && !count_from_reports(cfg, job, m)) {
-		cleanup_free char *err = NULL;
-		if (count_snapshots(cfg, job, m, &err) < 0)
-			sb_debug("snapshot counts for metrics not updated: %s", err);
+	    !atomic_load(&job->cancel)) {
+		if (early) {
+			set_counts(m, &early->list, job);
+		} else if (reports_suffice(cfg, job, m)) {
+			count_from_reports(m, job);
+		} else {
+			struct sb_snapshot_list l;
+			cleanup_free char *err = NULL;
+			if (list_snapshots(cfg, job, &l, &err) < 0) {
+				sb_debug("snapshot counts for metrics not updated: %s", err);
+			} else {
+				set_counts(m, &l, job);
+				sb_snapshot_list_free(&l);
+			}
+		}
 	}
 	int rc = sb_state_write_json(cfg, METRICS_STATE, m);
 	if (rc < 0)
 		sb_warn("cannot record metrics in '%s/%s': %s", cfg->state_dir, METRICS_STATE, strerror(-rc));
 	json_object_put(m);
+out:
+	if (early) {
+		sb_snapshot_list_free(&early->list);
+		free(early);
+	}
 }
 
 int sb_metrics_write_textfile(const char *path, const char *text, char **err)

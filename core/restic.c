@@ -729,7 +729,8 @@ int sb_restic_backup(const struct sb_restic *r, const struct sb_restic_backup_op
 int sb_restic_snapshots(const struct sb_restic *r, const char *tag, struct sb_snapshot_list *out, char **err)
 {
 	*out = (struct sb_snapshot_list){0};
-	const char *args[] = {"snapshots", "--json", tag ? "--tag" : NULL, tag, NULL};
+	/* Reading the list needs no lock: it runs beside a backup, or while a prune by hand holds the repository. */
+	const char *args[] = {"snapshots", "--no-lock", "--json", tag ? "--tag" : NULL, tag, NULL};
 	struct restic_call c = {.args = args, .timeout_s = long_timeout(r), .cancel = r->cancel, .capture_stdout = true};
 	struct sb_run_result res;
 	int rc = restic_run(r, &c, &res, err);

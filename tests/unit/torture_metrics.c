@@ -535,7 +535,8 @@ static double kept_number(struct fixture *f, const char *stack, const char *key)
 	return d;
 }
 
-static void backup_dir(struct sb_restic *r, const char *dir, const char *stack)
+/* Returns the new snapshot's id as restic's summary gives it (caller frees). */
+static char *backup_dir(struct sb_restic *r, const char *dir, const char *stack)
 {
 	const char *tags[] = {"stackback", stack, NULL};
 	struct sb_restic_backup_opts o = {.path = dir, .tags = tags};
@@ -543,7 +544,9 @@ static void backup_dir(struct sb_restic *r, const char *dir, const char *stack)
 	char *err = NULL;
 	if (sb_restic_backup(r, &o, &s, &err) < 0)
 		fail_msg("restic backup of %s: %s", dir, err);
+	char *id = xstrdup(s.snapshot_id);
 	sb_backup_summary_free(&s);
+	return id;
 }
 
 static void test_record_jobs(void **state)
@@ -551,10 +554,10 @@ static void test_record_jobs(void **state)
 	struct fixture *f = *state;
 	/* A dry run and a job without an id leave no trace. */
 	struct sb_job *job = finished_job(0, SB_JOB_BACKUP, false);
-	sb_metrics_record_job(&f->cfg, job);
+	sb_metrics_record_job(&f->cfg, job, NULL);
 	sb_job_free(job);
 	job = finished_job(3, SB_JOB_BACKUP, true);
-	sb_metrics_record_job(&f->cfg, job);
+	sb_metrics_record_job(&f->cfg, job, NULL);
 	sb_job_free(job);
 	assert_null(sb_state_read_json(&f->cfg, "metrics.json"));
 
@@ -562,7 +565,7 @@ static void test_record_jobs(void **state)
 	job = finished_job(4, SB_JOB_BACKUP, false);
 	add_report(job, "web", SB_STACK_OK);
 	add_report(job, "db", SB_STACK_FAILED);
-	sb_metrics_record_job(&f->cfg, job);
+	sb_metrics_record_job(&f->cfg, job, NULL);
 	sb_job_free(job);
 	assert_true(kept_number(f, "web", "last_success") == 1700000020);
 	assert_true(kept_number(f, NULL, "snapshots_counted_at") < 0);
@@ -578,13 +581,12 @@ static void test_record_jobs(void **state)
 	assert_int_equal(sb_mkdir_p(src, 0700), 0);
 	char *file = xasprintf("%s/data", src);
 	assert_int_equal(sb_write_file_atomic(file, "x", 1, 0600), 0);
-	backup_dir(&r, src, "web");
-	backup_dir(&r, src, "web");
-	backup_dir(&r, src, "db");
+	for (int i = 0; i < 3; i++)
+		free(backup_dir(&r, src, i < 2 ? "web" : "db"));
 	sb_restic_close(&r);
 
 	job = finished_job(6, SB_JOB_FORGET, false);
-	sb_metrics_record_job(&f->cfg, job);
+	sb_metrics_record_job(&f->cfg, job, NULL);
 	sb_job_free(job);
 	assert_true(kept_number(f, "web", "snapshots") == 2);
 	assert_true(kept_number(f, "db", "snapshots") == 1);
@@ -608,7 +610,7 @@ static void test_record_jobs(void **state)
 	add_report(job, "web", SB_STACK_OK);
 	job->reports[0].snapshot_id = xstrdup("0123456789abcdef");
 	add_report(job, "db", SB_STACK_FAILED);
-	sb_metrics_record_job(&f->cfg, job);
+	sb_metrics_record_job(&f->cfg, job, NULL);
 	sb_job_free(job);
 	assert_true(kept_number(f, "web", "snapshots") == 3);
 	assert_true(kept_number(f, "db", "snapshots") == 1);
@@ -617,21 +619,53 @@ static void test_record_jobs(void **state)
 	/* With retention on, or a full count older than 6 hours, restic counts again. */
 	f->cfg.auto_prune = true;
 	job = finished_job(11, SB_JOB_BACKUP, false);
-	sb_metrics_record_job(&f->cfg, job);
+	sb_metrics_record_job(&f->cfg, job, NULL);
 	sb_job_free(job);
 	assert_true(kept_number(f, "web", "snapshots") == 2);
 	f->cfg.auto_prune = false;
 	put_state(f, "metrics.json", "{\"stacks\":{\"web\":{\"snapshots\":40}},\"snapshots_counted_at\":1000}");
 	job = finished_job(12, SB_JOB_BACKUP, false);
-	sb_metrics_record_job(&f->cfg, job);
+	sb_metrics_record_job(&f->cfg, job, NULL);
 	sb_job_free(job);
 	assert_true(kept_number(f, "web", "snapshots") == 2);
+
+	/*
+	 * A count due when a backup starts runs beside it: whether restic
+	 * lists the repository before the job's snapshot (the count starts
+	 * first, as in a job) or after it (the snapshot is made first), that
+	 * snapshot is counted once.
+	 */
+	for (int round = 0; round < 2; round++) {
+		put_state(f, "metrics.json", "{\"stacks\":{\"web\":{\"snapshots\":40}},\"snapshots_counted_at\":1000}");
+		job = finished_job(13 + round, SB_JOB_BACKUP, false);
+		struct sb_metrics_count *early = round == 0 ? sb_metrics_count_start(&f->cfg, job) : NULL;
+		assert_int_equal(sb_restic_open(&r, &f->cfg, f->cfg.restic_repository, &err), 0);
+		char *id = backup_dir(&r, src, "web");
+		sb_restic_close(&r);
+		if (round == 1)
+			early = sb_metrics_count_start(&f->cfg, job);
+		assert_non_null(early);
+		add_report(job, "web", SB_STACK_OK);
+		job->reports[0].snapshot_id = id;
+		sb_metrics_record_job(&f->cfg, job, early);
+		sb_job_free(job);
+		assert_true(kept_number(f, "web", "snapshots") == 3 + round);
+		assert_true(kept_number(f, NULL, "snapshots_total") == 4 + round);
+	}
+	/* A fresh count, or retention on: nothing to start early. */
+	job = finished_job(15, SB_JOB_BACKUP, false);
+	assert_null(sb_metrics_count_start(&f->cfg, job));
+	f->cfg.auto_prune = true;
+	put_state(f, "metrics.json", "{}");
+	assert_null(sb_metrics_count_start(&f->cfg, job));
+	f->cfg.auto_prune = false;
+	sb_job_free(job);
 
 	/* A cancelled job does not recount: the counts stay as they were. */
 	job = finished_job(7, SB_JOB_BACKUP, false);
 	atomic_store(&job->cancel, true);
 	put_state(f, "metrics.json", "{\"stacks\":{\"web\":{\"snapshots\":40}}}");
-	sb_metrics_record_job(&f->cfg, job);
+	sb_metrics_record_job(&f->cfg, job, NULL);
 	sb_job_free(job);
 	assert_true(kept_number(f, "web", "snapshots") == 40);
 	free(file);
@@ -642,12 +676,12 @@ static void test_sync_success_kept(void **state)
 {
 	struct fixture *f = *state;
 	struct sb_job *job = finished_job(8, SB_JOB_SYNC, false);
-	sb_metrics_record_job(&f->cfg, job);
+	sb_metrics_record_job(&f->cfg, job, NULL);
 	sb_job_free(job);
 	job = finished_job(9, SB_JOB_SYNC, false);
 	job->state = SB_JOB_FAILED;
 	job->finished_at = 1800000000;
-	sb_metrics_record_job(&f->cfg, job);
+	sb_metrics_record_job(&f->cfg, job, NULL);
 	sb_job_free(job);
 	char *text = render_valid(f);
 	assert_line(text, "stackback_cloud_last_success_timestamp_seconds 1700000060");
