@@ -626,10 +626,33 @@ static void test_restic_failures(void **state)
 	free(repo);
 }
 
-static void *cancel_later(void *arg)
+struct cancel_on_progress {
+	struct progress_seen seen;
+	atomic_bool cancel;
+	double cancelled_at;
+};
+
+/*
+ * Cancels the backup mid-file: from the first progress line with bytes
+ * done (restic holds its lock by then), once restic's environment was checked.
+ */
+static void cancel_mid_backup(void *userdata, const struct sb_backup_progress *p)
 {
-	usleep(1500000);
-	atomic_store((atomic_bool *)arg, true);
+	struct cancel_on_progress *c = userdata;
+	on_progress(&c->seen, p);
+	if (c->seen.checked_child && p->bytes_done > 0 && !atomic_load(&c->cancel)) {
+		c->cancelled_at = sb_now_monotonic();
+		atomic_store(&c->cancel, true);
+	}
+}
+
+/* If no progress line comes within a minute, cancel anyway: the test then fails, it does not hang. */
+static void *cancel_by_deadline(void *arg)
+{
+	atomic_bool *cancel = arg;
+	for (int i = 0; i < 600 && !atomic_load(cancel); i++)
+		usleep(100000);
+	atomic_store(cancel, true);
 	return NULL;
 }
 
@@ -645,22 +668,25 @@ static void test_restic_cancel_leaves_no_lock(void **state)
 	char *err = NULL;
 	struct sb_restic r;
 	assert_int_equal(sb_restic_open(&r, &cfg, repo, &err), 0);
-	atomic_bool cancel = false;
-	r.cancel = &cancel;
+	struct cancel_on_progress c = {0};
+	r.cancel = &c.cancel;
 	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, cancel_later, &cancel), 0);
+	assert_int_equal(pthread_create(&th, NULL, cancel_by_deadline, &c.cancel), 0);
 	const char *tags[] = {"stackback", "big", NULL};
-	struct progress_seen seen = {0};
-	struct sb_restic_backup_opts bo = {.path = big_dir, .tags = tags, .on_progress = on_progress, .userdata = &seen};
+	struct sb_restic_backup_opts bo = {
+		.path = big_dir, .tags = tags, .on_progress = cancel_mid_backup, .userdata = &c};
 	struct sb_backup_summary sum;
-	double t0 = sb_now_monotonic();
 	assert_int_equal(sb_restic_backup(&r, &bo, &sum, &err), -1);
+	/* Whatever ended the backup, the deadline thread stops now. */
+	atomic_store(&c.cancel, true);
 	pthread_join(th, NULL);
-	assert_true(sb_now_monotonic() - t0 < 10);
 	assert_string_equal(err, "restic backup cancelled");
 	free(err);
 	err = NULL;
-	assert_true(seen.checked_child);
+	/* Cancelled from a progress line, not by the deadline, and it ended long before 64 GiB were read. */
+	assert_true(c.seen.checked_child);
+	assert_true(c.cancelled_at > 0);
+	assert_true(sb_now_monotonic() - c.cancelled_at < 30);
 	/* SIGINT, not SIGTERM: restic removed its lock, so an exclusive operation works at once. */
 	char *locks = xasprintf("%s/locks", repo);
 	DIR *d = opendir(locks);
