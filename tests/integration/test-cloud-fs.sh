@@ -1,9 +1,10 @@
 #!/bin/bash
 # Stage 2 and 3 through the mount (SPEC §2 cloud/, trigger/sync,
 # trigger/restore) against a real WebDAV server on loopback: the cloud/
-# files before, during and after a sync, in_sync falling back to "not
-# verified" when a backup changes the repository, a restore and its
-# snapshots, refused restores, and `stackback status` saying the same.
+# files before, during and after a sync, a sync cancelled mid-upload,
+# in_sync falling back to "not verified" when a backup changes the
+# repository, a restore and its snapshots, refused restores, and
+# `stackback status` saying the same.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib-fs.sh"
 source "$(dirname "$0")/lib-cloud.sh"
@@ -14,7 +15,7 @@ sb_cloud_config
 REMOTE="sbremote:backup/repo"
 
 mkdir -p "$T/src/web" "$T/src/db"
-head -c $((12 << 20)) /dev/urandom >"$T/src/web/blob"
+head -c $((32 << 20)) /dev/urandom >"$T/src/web/blob"
 echo "db" >"$T/src/db/dump.sql"
 sb_restic "$T/repo" init >/dev/null
 for s in web web db; do
@@ -32,20 +33,23 @@ assert_eq "$(cat "$MNT/cloud/last_restore")" "never"
 ls "$MNT/cloud" >"$T/cloud.ls"
 assert_eq "$(tr '\n' ' ' <"$T/cloud.ls")" "in_sync last_restore last_sync progress remote snapshots status "
 
-note "echo 1 > trigger/sync: progress while it uploads (bandwidth-limited), then verified"
-sed -i 's|^\[cloud_sync\]$|[cloud_sync]\nBANDWIDTH=4M|' "$CFG"
+note "echo 1 > trigger/sync: progress while it uploads (bandwidth-limited), then cancel"
+# 1 MiB/s over 32 MiB: ~30 s of upload, so every read below sees it under
+# way however loaded the machine; the sync is then cancelled rather than
+# waited for.
+sed -i 's|^\[cloud_sync\]$|[cloud_sync]\nBANDWIDTH=1M|' "$CFG"
 fusermount3 -u "$MNT"
 sbfs_wait_exit 0
 sbfs_mount
 id=$(sbfs_trigger sync 1)
 seen_progress=
-for _ in $(seq 200); do
+for ((i = 0; i < 600; i++)); do
 	p=$(cat "$MNT/cloud/progress")
 	if grep -q '^phase: upload$' <<<"$p" && ! grep -q '^bytes_done: 0$' <<<"$p"; then
 		seen_progress=$p
 		break
 	fi
-	sleep 0.05
+	sleep 0.1
 done
 [ -n "$seen_progress" ] || fail "cloud/progress never showed the upload: $p"
 assert_contains "$(cat "$MNT/cloud/status")" "syncing: uploading, "
@@ -54,6 +58,17 @@ grep -q '^percent: [0-9.]*$' <<<"$seen_progress" || fail "no percent in: $seen_p
 grep -q "^bytes_total: [1-9]" <<<"$seen_progress" || fail "no total in: $seen_progress"
 progress=$(cat "$MNT/jobs/$id/progress")
 assert_contains "$progress" "phase: upload"
+echo 1 >"$MNT/jobs/$id/cancel"
+assert_eq "$(sbfs_wait_job "$id" 60)" cancelled "$(cat "$MNT/jobs/$id/log")"
+assert_contains "$(cat "$MNT/cloud/status")" "sync to '$REMOTE' cancelled"
+assert_eq "$(cat "$MNT/cloud/progress")" "phase: idle"
+sed -i '/^BANDWIDTH=/d' "$CFG"
+fusermount3 -u "$MNT"
+sbfs_wait_exit 0
+sbfs_mount
+
+note "the sync again, unthrottled: it completes and verifies the copy"
+id=$(sbfs_trigger sync 1)
 assert_eq "$(sbfs_wait_job "$id" 120)" ok "$(cat "$MNT/jobs/$id/log")"
 assert_eq "$(cat "$MNT/cloud/status")" "ok"
 assert_eq "$(cat "$MNT/cloud/progress")" "phase: idle"
@@ -66,7 +81,6 @@ grep -q '^bytes: [1-9][0-9]\{6,\}$' <<<"$last" || fail "last_sync bytes: $last"
 assert_contains "$(cat "$MNT/trigger/sync")" "job $id ok"
 assert_contains "$(cat "$MNT/jobs/$id/log")" "restic check of '$T/repo' passed"
 assert_eq "$(json 'd["cloud"]["status"], d["cloud"]["last_sync"]["result"]' <"$MNT/status.json")" "ok ok"
-sed -i '/^BANDWIDTH=/d' "$CFG"
 
 note "a backup after the sync: in_sync is no longer verified"
 sb_restic "$T/repo" backup --tag stackback --tag db --host sbtest "$T/src/db" >/dev/null

@@ -67,13 +67,17 @@ grep -q "^stackback_stack_last_backup_timestamp_seconds{stack=\"$OFF\"} [0-9.]*$
 grep -q "^stackback_stack_last_backup_bytes_added{stack=\"$DB\"} [0-9]*$" <<<"$metrics" ||
 	fail "no bytes added for $DB in metrics"
 assert_not_contains "$metrics" "last_backup_success{stack=\"$SKIP\"}" "a stack never backed up has no result"
+# The first count is restic's, listed beside the job: each new snapshot counts once whenever it was listed.
+for s in "$WEB" "$DB" "$OFF"; do
+	assert_contains "$metrics" "stackback_stack_snapshots{stack=\"$s\"} 1"
+done
 
 note "a backup named on the trigger runs even for a disabled stack; tail -f follows its log"
 id2=$(sbfs_trigger backup "$SKIP")
 tail -n +1 -f "$MNT/jobs/$id2/log" >"$T/tail.out" 2>&1 &
 tailer=$!
 assert_eq "$(sbfs_wait_job "$id2" 300)" ok
-for ((i = 0; i < 50; i++)); do
+for ((i = 0; i < 300; i++)); do
 	grep -q "job $id2: backup ok" "$T/tail.out" && break
 	sleep 0.1
 done

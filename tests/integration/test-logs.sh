@@ -44,7 +44,13 @@ log=$(cat "$T/state/log")
 assert_contains "$log" " info: job 1: backup all started"
 assert_contains "$log" " info: job 1: backup ok"
 assert_contains "$log" " debug: "
+# The listener writes each datagram when it gets to it, in order: the job's last line marks the rest.
+for ((i = 0; i < 200; i++)); do
+	grep -qF "]: job 1: backup ok" "$T/syslog" && break
+	sleep 0.1
+done
 sys=$(cat "$T/syslog")
+assert_contains "$sys" "]: job 1: backup ok"
 assert_contains "$sys" "<30>stackback["
 assert_contains "$sys" "]: job 1: backup all started"
 assert_contains "$sys" "<31>stackback["
@@ -83,7 +89,8 @@ for n in null zero full random urandom tty; do
 done
 ln -s /proc/self/fd /dev/fd
 python3 "$SB_SRC/tests/integration/syslog-listener.py" /dev/log "$T/devlog" &
-trap "kill $!" EXIT
+# On SIGTERM it writes what is queued first: wait for that, or the last lines may be missing.
+trap "kill $!; wait $!" EXIT
 for i in $(seq 100); do
 	[ -S /dev/log ] && break
 	sleep 0.1

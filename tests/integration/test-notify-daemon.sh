@@ -48,6 +48,11 @@ wait_notes "STACKBACK_EVENT=success" 1
 assert_eq "$(notes_with "STACKBACK_JOB=$id")" 2
 assert_eq "$(notes_with "STACKBACK_EVENT=start")" 1
 assert_contains "$(cat "$T/requests")" "POST /hc/start job $id sync started"
+# The end's ping follows its command: the note can be there before the request.
+for ((i = 0; i < 300; i++)); do
+	grep -qF "POST /hc job $id sync ok: synced" "$T/requests" && break
+	sleep 0.1
+done
 assert_contains "$(cat "$T/requests")" "POST /hc job $id sync ok: synced"
 
 note "triggers the full queue refuses notify a failure each"
@@ -65,7 +70,7 @@ refused=$(grep -l "job queue is full" "$T"/notes/*.env | head -1)
 assert_contains "$(cat "$refused")" "STACKBACK_EVENT=failure"
 assert_contains "$(cat "$refused")" "STACKBACK_JOB=
 "
-for ((i = 0; i < 100; i++)); do
+for ((i = 0; i < 300; i++)); do
 	[ "$(grep -c '^POST /hc/fail sync could not start: job queue is full' "$T/requests")" = 4 ] && break
 	sleep 0.1
 done

@@ -6,7 +6,7 @@
 # request) and browsing works again once it is back.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib-fs.sh"
-need restic pgrep cmp
+need restic cmp mkfifo
 
 # restic's failures: the native reader's are in test-snapshots-native.sh.
 export SNAPSHOT_READER=restic
@@ -18,9 +18,29 @@ printf 'services: {}\n' >"$SRC/compose.yaml"
 head -c $((64 << 20)) /dev/urandom >"$SRC/big.bin"
 printf '%s=false\n' "$WEB" >"$T/state/dirlist"
 rs() { RESTIC_PASSWORD_FILE="$T/password" restic -r "$T/repo" "$@"; }
+# A restic first in PATH: while $T/dump-gate exists, a `restic dump` passes
+# on its first MiB and then stalls, as the same pid (the one the daemon
+# waits for) with the rest unsent, so a test can kill it mid-read however
+# fast restic is. It names its pid in $T/dump-held.
+real_restic=$(command -v restic)
+mkdir "$T/bin"
+cat >"$T/bin/restic" <<SH
+#!/bin/bash
+if [ "\$2" = dump ] && [ -e "$T/dump-gate" ]; then
+	mkfifo "$T/dump.fifo"
+	"$real_restic" "\$@" >"$T/dump.fifo" &
+	exec 3<"$T/dump.fifo"
+	rm "$T/dump.fifo"
+	head -c \$((1 << 20)) <&3
+	echo \$\$ >"$T/dump-held.tmp" && mv "$T/dump-held.tmp" "$T/dump-held"
+	exec sleep 600
+fi
+exec "$real_restic" "\$@"
+SH
+chmod +x "$T/bin/restic"
+export PATH="$T/bin:$PATH"
 rs init >/dev/null
 rs backup -q --tag stackback --tag "$WEB" "$SRC"
-id=$(rs snapshots --json | json 'd[0]["id"]')
 
 note "a repository that cannot be listed: EIO at once, and a log line"
 mv "$T/repo" "$T/repo.away"
@@ -34,13 +54,14 @@ grep -q "listing the snapshots of local repository '$T/repo' failed: restic exit
 assert_eq "$(grep -c 'listing the snapshots of local repository' "$T/state/log")" 1
 mv "$T/repo.away" "$T/repo"
 # A failed listing is asked again after 10 s, not for every request.
-for ((i = 0; i < 150; i++)); do
+for ((i = 0; i < 600; i++)); do
 	[ -L "$MNT/snapshots/$WEB/latest" ] && break
 	sleep 0.1
 done
 [ -L "$MNT/snapshots/$WEB/latest" ] || fail "the repository is back but latest did not appear"
 
 note "a restic dump killed in the middle of a read: EIO, one log line"
+touch "$T/dump-gate"
 F="$MNT/snapshots/$WEB/latest/big.bin"
 python3 - "$F" "$T" >"$T/reader.out" 2>&1 <<'PY' &
 import errno, os, sys, time
@@ -62,26 +83,11 @@ except OSError as e:
     print(errno.errorcode[e.errno], off)
 PY
 reader=$!
-pid=
-for ((i = 0; i < 300; i++)); do
-	pid=$(pgrep -f "restic --no-lock dump -- $id" || true)
-	[ -n "$pid" ] && break
-	sleep 0.02
-done
-[ -n "$pid" ] || fail "no restic dump started"
-# Freeze it as soon as its first bytes are in the cache, so the rest cannot arrive.
-for ((i = 0; i < 1000; i++)); do
-	part=$(ls "$T/state/cache/content/"*.part 2>/dev/null | head -1 || true)
-	[ -n "$part" ] && [ "$(stat -c %b "$part")" -gt 0 ] && break
-	sleep 0.01
-done
-kill -STOP "$pid"
-for ((i = 0; i < 300; i++)); do
-	[ -e "$T/first" ] && break
-	sleep 0.05
-done
+sb_wait_file "$T/dump-held" 60
+rm "$T/dump-gate"
+sb_wait_file "$T/first" 60
 assert_eq "$(cat "$T/first")" 4096
-kill -KILL "$pid"
+kill -KILL "$(cat "$T/dump-held")"
 touch "$T/go"
 wait "$reader"
 out=$(cat "$T/reader.out")

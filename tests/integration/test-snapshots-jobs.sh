@@ -31,8 +31,9 @@ backup_and_check() {
 	state=$(sbfs_wait_job "$id" 300)
 	assert_eq "$state" ok "$(cat "$MNT/jobs/$id/log")"
 	new=$(rs snapshots --json | json 'd[-1]["short_id"]')
-	# The job's end invalidates the list; allow the callback its microseconds.
-	for ((i = 0; i < 20; i++)); do
+	# state reads ok before the job's end invalidates the list: the report is
+	# persisted (with fsyncs) and the notifications sent in between.
+	for ((i = 0; i < 600; i++)); do
 		name=$(readlink "$SNAPS/latest" || true)
 		[[ "$name" == *"_$new" ]] && break
 		sleep 0.05
@@ -74,7 +75,7 @@ assert_eq "$(sbfs_wait_job "$id" 300)" ok "$(cat "$MNT/jobs/$id/log")"
 id=$(sbfs_trigger restore 1)
 assert_eq "$(sbfs_wait_job "$id" 300)" ok "$(cat "$MNT/jobs/$id/log")"
 CLOUD="$MNT/cloud/snapshots/$WEB"
-for ((i = 0; i < 50; i++)); do
+for ((i = 0; i < 600; i++)); do
 	[ -L "$CLOUD/latest" ] && break
 	sleep 0.1
 done

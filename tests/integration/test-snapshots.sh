@@ -151,7 +151,7 @@ note "latest follows a backup made behind the daemon's back (the repository's sn
 echo changed >"$SRC/new-file"
 rs backup -q --tag stackback --tag "$WEB" "$SRC"
 second=$(rs snapshots --json | json 'd[-1]["short_id"]')
-for ((i = 0; i < 50; i++)); do
+for ((i = 0; i < 600; i++)); do
 	[[ "$(readlink "$SNAPS/latest")" == *"_$second" ]] && break
 	sleep 0.1
 done
