@@ -133,6 +133,30 @@ static bool listed(const struct sb_snapshot_list *l, const char *id)
 	return false;
 }
 
+static void add_snapshot(struct json_object *stacks, const char *stack)
+{
+	struct json_object *s = child_object(stacks, stack);
+	double n = 0;
+	member_num(s, "snapshots", &n);
+	json_object_object_add(s, "snapshots", json_object_new_int64((int64_t)n + 1));
+}
+
+/* Adds the snapshots the job made, but those l holds (l may be NULL). Returns how many. */
+static int64_t add_job_snapshots(struct json_object *stacks, struct sb_job *job, const struct sb_snapshot_list *l)
+{
+	int64_t added = 0;
+	pthread_mutex_lock(&job->mu);
+	for (size_t i = 0; i < job->n_reports; i++) {
+		const struct sb_stack_report *r = &job->reports[i];
+		if (!r->snapshot_id || (l && listed(l, r->snapshot_id)))
+			continue;
+		add_snapshot(stacks, r->name);
+		added++;
+	}
+	pthread_mutex_unlock(&job->mu);
+	return added;
+}
+
 /*
  * Sets the counts from a full listing l, plus the snapshots the job made
  * that l does not hold (l was taken while the job ran, or before it).
@@ -146,27 +170,10 @@ static void set_counts(struct json_object *m, const struct sb_snapshot_list *l, 
 		if (json_object_is_type(entry, json_type_object))
 			json_object_object_add(entry, "snapshots", json_object_new_int64(0));
 	}
-	int64_t total = (int64_t)l->n;
-	for (size_t i = 0; i < l->n; i++) {
-		if (!l->v[i].stack || !sb_stack_name_valid(l->v[i].stack))
-			continue;
-		struct json_object *s = child_object(stacks, l->v[i].stack);
-		double n = 0;
-		member_num(s, "snapshots", &n);
-		json_object_object_add(s, "snapshots", json_object_new_int64((int64_t)n + 1));
-	}
-	pthread_mutex_lock(&job->mu);
-	for (size_t i = 0; i < job->n_reports; i++) {
-		const struct sb_stack_report *r = &job->reports[i];
-		if (!r->snapshot_id || listed(l, r->snapshot_id))
-			continue;
-		struct json_object *s = child_object(stacks, r->name);
-		double n = 0;
-		member_num(s, "snapshots", &n);
-		json_object_object_add(s, "snapshots", json_object_new_int64((int64_t)n + 1));
-		total++;
-	}
-	pthread_mutex_unlock(&job->mu);
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].stack && sb_stack_name_valid(l->v[i].stack))
+			add_snapshot(stacks, l->v[i].stack);
+	int64_t total = (int64_t)l->n + add_job_snapshots(stacks, job, l);
 	json_object_object_add(m, "snapshots_total", json_object_new_int64(total));
 	json_object_object_add(m, "snapshots_counted_at", json_object_new_double(sb_now_wall()));
 }
@@ -187,21 +194,9 @@ static bool reports_suffice(const struct sb_config *cfg, struct sb_job *job, str
 
 static void count_from_reports(struct json_object *m, struct sb_job *job)
 {
-	struct json_object *stacks = child_object(m, "stacks");
 	double total = 0;
 	member_num(m, "snapshots_total", &total);
-	pthread_mutex_lock(&job->mu);
-	for (size_t i = 0; i < job->n_reports; i++) {
-		const struct sb_stack_report *r = &job->reports[i];
-		if (!r->snapshot_id)
-			continue;
-		struct json_object *st = child_object(stacks, r->name);
-		double n = 0;
-		member_num(st, "snapshots", &n);
-		json_object_object_add(st, "snapshots", json_object_new_int64((int64_t)n + 1));
-		total++;
-	}
-	pthread_mutex_unlock(&job->mu);
+	total += (double)add_job_snapshots(child_object(m, "stacks"), job, NULL);
 	json_object_object_add(m, "snapshots_total", json_object_new_int64((int64_t)total));
 }
 
